@@ -1,0 +1,1 @@
+"""ledgerflow.common: what the services share (event schema, pure core, adapters)."""

@@ -1,0 +1,143 @@
+"""An in-memory catalog of DAG versions, fed by the DAG topic (an adapter).
+
+Reads ``<prefix>.dags`` from the beginning, on every partition, without a consumer group,
+and keeps every ``DagVersionPublished``. The scheduler uses it as the core's
+:class:`~ledgerflow.common.core.Catalog`; the executor uses it to find a task's source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+
+from ledgerflow.common.dagmodel import SerializedDag
+from ledgerflow.common.events import DagVersionPublished, MalformedMessage, decode
+from ledgerflow.common.kafka_io import consumer_config
+from ledgerflow.common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DagVersionCache:
+    """``async with DagVersionCache(settings) as cache``; then ``cache.get(version_id)``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._versions: dict[str, DagVersionPublished] = {}
+        self._latest: dict[str, str] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Condition()
+        self._positions: dict[TopicPartition, int] = {}
+        self._start_ends: dict[TopicPartition, int] = {}
+
+    async def start(self) -> None:
+        if self._consumer is not None:
+            return
+        cfg = consumer_config(self._settings)
+        consumer = AIOKafkaConsumer(**cfg)
+        await consumer.start()
+        topic = self._settings.topics.dags
+        parts = consumer.partitions_for_topic(topic)
+        for _ in range(100):
+            if parts:
+                break
+            await asyncio.sleep(0.05)
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
+            parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            await consumer.stop()
+            raise RuntimeError(f"topic {topic} does not exist (run ensure_topics first)")
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        self._start_ends = {tp: off for tp, off in (await consumer.end_offsets(tps)).items() if off > 0}
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(), name="dag-version-cache")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def __aenter__(self) -> DagVersionCache:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=1000)
+            for tp, records in batch.items():
+                for record in records:
+                    try:
+                        env = decode(record.value)
+                    except MalformedMessage as exc:
+                        log.warning("skipping malformed DAG-version message at %s: %s", record.offset, exc)
+                        continue
+                    if isinstance(env.data, DagVersionPublished):
+                        self.add(env.data)
+                    self._positions[tp] = record.offset + 1
+            async with self._changed:
+                self._changed.notify_all()
+
+    def add(self, version: DagVersionPublished) -> None:
+        """Record a version (also used by tests and by callers who just published one)."""
+        if version.version_id not in self._versions:
+            self._versions[version.version_id] = version
+        self._latest[version.dag_id] = version.version_id
+
+    # -- Catalog protocol (read-only, synchronous) ---------------------------------
+    def get(self, version_id: str) -> SerializedDag | None:
+        v = self._versions.get(version_id)
+        return v.dag if v else None
+
+    def latest_version_id(self, dag_id: str) -> str | None:
+        return self._latest.get(dag_id)
+
+    def version(self, version_id: str) -> DagVersionPublished | None:
+        """The full published version, with its source code."""
+        return self._versions.get(version_id)
+
+    # -- waiting ------------------------------------------------------------------
+    async def wait_caught_up(self, timeout: float = 60.0) -> bool:
+        """Wait until every version published before :meth:`start` has been read."""
+
+        def done() -> bool | None:
+            ok = all(self._positions.get(tp, 0) >= end for tp, end in self._start_ends.items())
+            return True if ok else None
+
+        return bool(await self._wait(done, timeout))
+
+    async def wait_for(self, version_id: str, timeout: float) -> DagVersionPublished | None:
+        """Wait until ``version_id`` is known, or ``timeout`` seconds pass."""
+        return await self._wait(lambda: self._versions.get(version_id), timeout)
+
+    async def wait_for_dag(self, dag_id: str, timeout: float) -> str | None:
+        """Wait until some version of ``dag_id`` is known; returns its latest version id."""
+        return await self._wait(lambda: self._latest.get(dag_id), timeout)
+
+    async def _wait(self, probe, timeout: float):  # type: ignore[no-untyped-def]
+        async def poll():  # type: ignore[no-untyped-def]
+            async with self._changed:
+                while (found := probe()) is None:
+                    await self._changed.wait()
+                return found
+
+        if (found := probe()) is not None:
+            return found
+        try:
+            return await asyncio.wait_for(poll(), timeout)
+        except TimeoutError:
+            return None

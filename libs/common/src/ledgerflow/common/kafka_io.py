@@ -1,0 +1,255 @@
+"""Thin Kafka adapter over aiokafka: topic set-up, an envelope producer, dead letters.
+
+Correctness never rests on Kafka transactions or idempotent producers: every message
+carries a deterministic id and every reader is idempotent (docs/adr/0002, 0003). The
+producer sends at once (``linger_ms=0``) because the hot path is latency-bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka.errors import TopicAlreadyExistsError  # type: ignore[import-untyped]
+from ledgerflow.common.events import CONTENT_TYPE, Envelope, MalformedMessage, decode, encode
+from ledgerflow.common.settings import Settings
+from opentelemetry import propagate
+
+log = logging.getLogger(__name__)
+
+RETENTION_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+DLQ_HEADER_PREFIX = "ledgerflow-dlq-"
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    """Common aiokafka consumer settings: woken by data, not by a poll interval."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "fetch_max_wait_ms": 5,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "metadata_max_age_ms": 5_000,
+    }
+
+
+async def ensure_topics(settings: Settings, *, queues: Iterable[str] = ("default",)) -> None:
+    """Create ledgerflow's topics if they are missing. Safe to call from every service.
+
+    DAG, command and run-log topics share one partition count so that partition *p* of
+    each holds the same DAGs (co-partitioning; docs/adr/0002). Event topics keep their
+    data forever.
+    """
+    t = settings.topics
+    wanted: list[NewTopic] = [
+        NewTopic(
+            name,
+            settings.partitions,
+            settings.replication_factor,
+            topic_configs=dict(RETENTION_FOREVER),
+        )
+        for name in (t.dags, t.commands, t.runs)
+    ]
+    wanted.append(
+        NewTopic(
+            t.logs,
+            settings.work_partitions,
+            settings.replication_factor,
+            topic_configs=dict(RETENTION_FOREVER),
+        )
+    )
+    wanted.append(
+        NewTopic(
+            t.dead_letters, 1, settings.replication_factor, topic_configs=dict(RETENTION_FOREVER)
+        )
+    )
+    for q in queues:
+        # Work items are instructions, not history: seven days is plenty.
+        wanted.append(
+            NewTopic(
+                t.work(q),
+                settings.work_partitions,
+                settings.replication_factor,
+                topic_configs={"retention.ms": str(7 * 24 * 3600 * 1000)},
+            )
+        )
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [nt for nt in wanted if nt.name not in existing]
+        if not missing:
+            return
+        try:
+            resp = await admin.create_topics(missing)
+        except TopicAlreadyExistsError:
+            return
+        for err in getattr(resp, "topic_errors", []) or []:
+            name, code = err[0], err[1]
+            if code not in (0, 36):  # 36 = TOPIC_ALREADY_EXISTS (a racing service made it)
+                raise RuntimeError(f"could not create topic {name}: error code {code} {err[2:]}")
+        # Wait until the new topics are visible in metadata, so consumers can subscribe.
+        for _ in range(100):
+            if {nt.name for nt in missing} <= set(await admin.list_topics()):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+
+
+def derived_traceparent(envelope: Envelope) -> str:
+    """A W3C ``traceparent`` whose trace id is derived from the run (correlation id).
+
+    Used when the caller has no active span: a run stays one trace across process
+    restarts because nothing about it is held in memory.
+    """
+    root = envelope.correlation_id or envelope.aggregate_key
+    trace_id = hashlib.sha256(f"trace:{envelope.aggregate_key}:{root}".encode()).hexdigest()[:32]
+    span_id = hashlib.sha256(f"span:{envelope.id}".encode()).hexdigest()[:16]
+    return f"00-{trace_id}-{span_id}-01"
+
+
+def _headers(envelope: Envelope, traceparent: str | None) -> list[tuple[str, bytes]]:
+    carrier: dict[str, str] = {}
+    if traceparent is None:
+        propagate.inject(carrier)
+        traceparent = carrier.get("traceparent") or derived_traceparent(envelope)
+    headers = [
+        ("traceparent", traceparent.encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+        ("ce_type", envelope.type.encode()),
+        ("ce_id", envelope.id.encode()),
+    ]
+    if "tracestate" in carrier:
+        headers.append(("tracestate", carrier["tracestate"].encode()))
+    return headers
+
+
+def traceparent_of(record: Any) -> str | None:
+    """The ``traceparent`` header of a consumed record, if any."""
+    for k, v in record.headers or ():
+        if k == "traceparent" and v:
+            return bytes(v).decode(errors="replace")
+    return None
+
+
+def decode_record(record: Any) -> Envelope:
+    """Decode a consumed record's value. Raises :class:`MalformedMessage`."""
+    return decode(record.value)
+
+
+class EventProducer:
+    """Produces envelopes. ``async with EventProducer(settings, source=...) as p``.
+
+    ``start``/``stop`` are idempotent. ``send`` waits for the broker's ack (acks=all);
+    ``send_soon`` enqueues and returns the delivery future so callers can batch.
+    """
+
+    def __init__(self, settings: Settings, *, source: str, client_id: str | None = None) -> None:
+        self._settings = settings
+        self.source = source
+        self._client_id = client_id or source.replace("/", "-")
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        if self._producer is not None:
+            return
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id=self._client_id,
+            acks="all",
+            linger_ms=0,
+            max_request_size=8 * 1024 * 1024,
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def __aenter__(self) -> EventProducer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def raw(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("EventProducer is not started")
+        return self._producer
+
+    async def send_soon(
+        self,
+        topic: str,
+        envelope: Envelope,
+        *,
+        key: str | None = None,
+        traceparent: str | None = None,
+    ) -> asyncio.Future[Any]:
+        """Enqueue a message now; await the returned future for the broker's ack."""
+        fut: asyncio.Future[Any] = await self.raw.send(
+            topic,
+            value=encode(envelope),
+            key=(key if key is not None else envelope.aggregate_key).encode(),
+            headers=_headers(envelope, traceparent),
+        )
+        return fut
+
+    async def send(
+        self,
+        topic: str,
+        envelope: Envelope,
+        *,
+        key: str | None = None,
+        traceparent: str | None = None,
+    ) -> Any:
+        """Send and wait for the broker's ack; returns aiokafka's RecordMetadata."""
+        fut = await self.send_soon(topic, envelope, key=key, traceparent=traceparent)
+        return await fut
+
+    async def flush(self) -> None:
+        await self.raw.flush()
+
+    async def dead_letter(self, record: Any, reason: str, *, consumer: str) -> None:
+        """Set a message aside on the dead-letter topic, byte for byte, with the reason.
+
+        The consumer then goes on; nothing is lost, and the DLQ can be inspected or
+        replayed by hand.
+        """
+        headers = list(record.headers or ())
+        headers += [
+            (DLQ_HEADER_PREFIX + "topic", str(record.topic).encode()),
+            (DLQ_HEADER_PREFIX + "partition", str(record.partition).encode()),
+            (DLQ_HEADER_PREFIX + "offset", str(record.offset).encode()),
+            (DLQ_HEADER_PREFIX + "consumer", consumer.encode()),
+            (DLQ_HEADER_PREFIX + "reason", reason[:4000].encode(errors="replace")),
+        ]
+        fut = await self.raw.send(
+            self._settings.topics.dead_letters,
+            value=record.value,
+            key=record.key,
+            headers=headers,
+        )
+        await fut
+        log.warning(
+            "dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason
+        )
+
+
+__all__ = [
+    "EventProducer",
+    "MalformedMessage",
+    "consumer_config",
+    "decode_record",
+    "derived_traceparent",
+    "ensure_topics",
+    "traceparent_of",
+]

@@ -1,0 +1,57 @@
+"""Topic names and their layout. Pure: names only, no I/O.
+
+See docs/adr/0002-topics-and-partitioning.md. Everything about one DAG is keyed by its
+``dag_id`` on the DAG, command and run-log topics, which all have the same partition
+count, so partition *p* of each holds the same DAGs and one scheduler owns them together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The topic names under one prefix (``LEDGERFLOW_TOPIC_PREFIX``)."""
+
+    prefix: str = "ledgerflow"
+
+    @property
+    def dags(self) -> str:
+        """DAG versions (``DagVersionPublished``), keyed by dag_id."""
+        return f"{self.prefix}.dags"
+
+    @property
+    def commands(self) -> str:
+        """Commands from the API (``TriggerDagRun``, ``SetDagPaused``), keyed by dag_id."""
+        return f"{self.prefix}.commands"
+
+    @property
+    def runs(self) -> str:
+        """The run log: scheduler facts and executor reports, keyed by dag_id."""
+        return f"{self.prefix}.runs"
+
+    @property
+    def logs(self) -> str:
+        """Task log chunks, keyed by attempt (dag/run/task/map/try)."""
+        return f"{self.prefix}.logs"
+
+    @property
+    def dead_letters(self) -> str:
+        """Messages no consumer could read, with the reason in headers."""
+        return f"{self.prefix}.dlq"
+
+    def work(self, queue: str) -> str:
+        """Work items for one executor queue, keyed by attempt."""
+        return f"{self.prefix}.work.{queue}"
+
+    @property
+    def event_topics(self) -> tuple[str, ...]:
+        """Topics the projector reads (everything but work items and dead letters)."""
+        return (self.dags, self.commands, self.runs, self.logs)
+
+
+def attempt_key(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
+    """Kafka key of a work item or log chunk: spreads attempts over partitions while
+    keeping one attempt's messages in order."""
+    return f"{dag_id}/{run_id}/{task_id}/{map_index}/{try_number}"

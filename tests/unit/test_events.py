@@ -1,0 +1,94 @@
+"""The event schema: every payload round-trips, the published JSON Schema is current,
+messages are readable CloudEvents, malformed input is refused with a reason."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+from cloudevents.v1.http import from_json
+
+from ledgerflow.common import events as ev
+from ledgerflow.common.dagmodel import SerializedDag, SerializedTask
+from ledgerflow.common.schema_export import render
+
+ROOT = Path(__file__).resolve().parents[2]
+T = datetime(2026, 11, 24, 1, 2, 3, 123, tzinfo=UTC)
+REF = {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": -1}
+DAG = SerializedDag(dag_id="d", fileloc="d.py", tasks=(SerializedTask(task_id="t", operator="BashOperator"),))
+
+SAMPLES = [
+    ev.DagVersionPublished(dag_id="d", version_id="v", dag=DAG, source_code="x = 1\n", filename="d.py"),
+    ev.TriggerDagRun(dag_id="d", run_id="r", conf={"k": [1, 2]}, logical_date=T),
+    ev.SetDagPaused(dag_id="d", is_paused=True),
+    ev.DagPauseChanged(dag_id="d", is_paused=False),
+    ev.DagRunQueued(dag_id="d", run_id="r", version_id="v", queued_at=T),
+    ev.DagRunStarted(dag_id="d", run_id="r", start_date=T),
+    ev.DagRunSucceeded(dag_id="d", run_id="r", end_date=T),
+    ev.DagRunFailed(dag_id="d", run_id="r", end_date=T, reason="x"),
+    ev.TriggerRejected(dag_id="d", run_id="r", reason="no", command_id="c"),
+    ev.TaskInstanceQueued(**REF, try_number=1, queue="default", queued_when=T),
+    ev.TaskInstanceUpForRetry(**REF, try_number=1, retry_at=T),
+    ev.TaskInstanceFailed(**REF, try_number=2, end_date=T),
+    ev.TaskInstanceUpstreamFailed(**REF, at=T),
+    ev.TaskInstanceSkipped(**REF, at=T),
+    ev.TaskAttemptStarted(**REF, try_number=1, start_date=T, hostname="h", executor_id="e", pid=7),
+    ev.TaskAttemptSucceeded(**REF, try_number=1, end_date=T, return_value={"a": [1]}, executor_id="e"),
+    ev.TaskAttemptFailed(**REF, try_number=1, end_date=T, error="E: x", executor_id="e"),
+    ev.RunTaskAttempt(**REF, try_number=1, version_id="v", queue="default"),
+    ev.TaskLogChunk(**REF, try_number=1, chunk=0, lines=(ev.LogLine(ts=T, stream="stdout", text="hi"),)),
+]
+
+
+def test_every_payload_type_has_a_sample():
+    assert {type(s) for s in SAMPLES} == set(ev.PAYLOAD_TYPES)
+
+
+@pytest.mark.parametrize("payload", SAMPLES, ids=lambda p: p.type)
+def test_round_trip_and_schema_and_cloudevents(payload):
+    env = ev.make_envelope(payload, id="id-1", source="ledgerflow/test", time=T, aggregate_key="d",
+                           sequence=3, correlation_id="r", causation_id="c0")
+    raw = ev.encode(env)
+    assert ev.decode(raw) == env
+    doc = json.loads(raw)
+    jsonschema.validate(doc, json.loads((ROOT / "docs/events.schema.json").read_text()))
+    ce = from_json(raw)  # any CloudEvents library reads it
+    assert ce["id"] == "id-1" and ce["type"] == f"io.ledgerflow.{payload.type}"
+    assert ce["source"] == "ledgerflow/test" and ce["subject"] == "d"
+    assert doc["time"] == "2026-11-24T01:02:03.000123Z"
+
+
+def test_published_json_schema_is_current():
+    assert (ROOT / "docs/events.schema.json").read_text() == render(), (
+        "run: uv run python -m ledgerflow.common.schema_export"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b"\xff\xfe", "not JSON"),
+        (b"[1]", "expected a JSON object"),
+        (b'{"id": "x"}', "source: Field required"),
+        (b'{"schemaversion": 99}', "newer than this reader"),
+        (None, "no value"),
+    ],
+)
+def test_malformed_messages_are_refused_with_a_reason(raw, fragment):
+    with pytest.raises(ev.MalformedMessage, match=fragment):
+        ev.decode(raw)
+
+
+def test_type_attribute_must_match_payload():
+    env = ev.make_envelope(SAMPLES[1], id="i", source="s", time=T, aggregate_key="d")
+    doc = json.loads(ev.encode(env))
+    doc["type"] = "io.ledgerflow.SetDagPaused"
+    with pytest.raises(ev.MalformedMessage, match="does not match"):
+        ev.decode(json.dumps(doc).encode())
+
+
+def test_deterministic_ids_are_stable():
+    assert ev.deterministic_id("a", 1) == ev.deterministic_id("a", 1) != ev.deterministic_id("a", 2)
