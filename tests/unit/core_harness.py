@@ -39,22 +39,29 @@ class FakeCatalog:
         return self.latest.get(dag_id)
 
 
-def make_dag(edges: dict[str, list[str]], *, dag_id: str = "d", retries: int = 0,
-             retry_delay: float = 10.0) -> SerializedDag:
+def make_dag(
+    edges: dict[str, list[str]], *, dag_id: str = "d", retries: int = 0, retry_delay: float = 10.0
+) -> SerializedDag:
     """``edges`` maps task id -> upstream task ids, in declaration order."""
     return SerializedDag(
         dag_id=dag_id,
         fileloc="dags/d.py",
         tasks=tuple(
-            SerializedTask(task_id=t, operator="PythonOperator", upstream_task_ids=tuple(ups),
-                           retries=retries, retry_delay_seconds=retry_delay)
+            SerializedTask(
+                task_id=t,
+                operator="PythonOperator",
+                upstream_task_ids=tuple(ups),
+                retries=retries,
+                retry_delay_seconds=retry_delay,
+            )
             for t, ups in edges.items()
         ),
     )
 
 
-def trigger(run_id: str = "r1", *, dag_id: str = "d", at: datetime = T0,
-            command_id: str | None = None) -> Envelope:
+def trigger(
+    run_id: str = "r1", *, dag_id: str = "d", at: datetime = T0, command_id: str | None = None
+) -> Envelope:
     return make_envelope(
         TriggerDagRun(dag_id=dag_id, run_id=run_id),
         id=command_id or deterministic_id("cmd", dag_id, run_id),
@@ -68,7 +75,10 @@ def trigger(run_id: str = "r1", *, dag_id: str = "d", at: datetime = T0,
 def _report(data: object, at: datetime) -> Envelope:
     return make_envelope(
         data,  # type: ignore[arg-type]
-        id=deterministic_id(type(data).__name__, *(getattr(data, k) for k in ("dag_id", "run_id", "task_id", "map_index", "try_number"))),
+        id=deterministic_id(
+            type(data).__name__,
+            *(getattr(data, k) for k in ("dag_id", "run_id", "task_id", "map_index", "try_number")),
+        ),
         source="ledgerflow/executor",
         time=at,
         aggregate_key=data.dag_id,  # type: ignore[attr-defined]
@@ -77,21 +87,34 @@ def _report(data: object, at: datetime) -> Envelope:
 
 
 def started(work: RunTaskAttempt, at: datetime) -> Envelope:
-    return _report(TaskAttemptStarted(**_ref(work), start_date=at, hostname="h", executor_id="e"), at)
+    return _report(
+        TaskAttemptStarted(**_ref(work), start_date=at, hostname="h", executor_id="e"), at
+    )
 
 
 def succeeded(work: RunTaskAttempt, at: datetime, value: object = None) -> Envelope:
-    return _report(TaskAttemptSucceeded(**_ref(work), end_date=at, return_value=value, executor_id="e"), at)
+    return _report(
+        TaskAttemptSucceeded(**_ref(work), end_date=at, return_value=value, executor_id="e"), at
+    )
 
 
 def failed(work: RunTaskAttempt, at: datetime, *, retryable: bool = True) -> Envelope:
-    return _report(TaskAttemptFailed(**_ref(work), end_date=at, error="boom", retryable=retryable,
-                                     executor_id="e"), at)
+    return _report(
+        TaskAttemptFailed(
+            **_ref(work), end_date=at, error="boom", retryable=retryable, executor_id="e"
+        ),
+        at,
+    )
 
 
 def _ref(work: RunTaskAttempt) -> dict[str, object]:
-    return {"dag_id": work.dag_id, "run_id": work.run_id, "task_id": work.task_id,
-            "map_index": work.map_index, "try_number": work.try_number}
+    return {
+        "dag_id": work.dag_id,
+        "run_id": work.run_id,
+        "task_id": work.task_id,
+        "map_index": work.map_index,
+        "try_number": work.try_number,
+    }
 
 
 def given(*events: Envelope, dag_id: str = "d") -> DagState:
@@ -139,7 +162,11 @@ class Simulation:
             self.now += timedelta(milliseconds=1)
             pending.extend(_work(self.feed(started(work, self.now))))
             self.now += timedelta(milliseconds=1)
-            report = succeeded(work, self.now, value=work.task_id) if self.outcome(work) else failed(work, self.now)
+            report = (
+                succeeded(work, self.now, value=work.task_id)
+                if self.outcome(work)
+                else failed(work, self.now)
+            )
             pending.extend(_work(self.feed(report)))
         raise AssertionError("simulation did not settle")
 

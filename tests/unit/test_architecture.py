@@ -76,4 +76,6 @@ def test_core_imports_only_the_schema():
                 or name in ("ledgerflow.common.events", "ledgerflow.common.dagmodel")
             )
             assert ok, f"{path}: imports {name}"
-            assert name not in ("asyncio", "logging", "time"), f"{path}: the core does no I/O ({name})"
+            assert name not in ("asyncio", "logging", "time"), (
+                f"{path}: the core does no I/O ({name})"
+            )

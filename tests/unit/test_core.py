@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from hypothesis import HealthCheck, given as hgiven, settings, strategies as st
-
+from hypothesis import HealthCheck, settings
+from hypothesis import given as hgiven
+from hypothesis import strategies as st
 from ledgerflow.common.core import Tick, decide, empty, evolve
 from ledgerflow.common.events import RunTaskAttempt, SetDagPaused, make_envelope
 
@@ -125,13 +126,15 @@ def test_stale_report_of_an_older_attempt_is_dropped():
 
 def test_paused_dag_queues_runs_but_starts_none_until_unpaused():
     cat = catalog_with()
-    pause = make_envelope(SetDagPaused(dag_id="d", is_paused=True), id="p1", source="api",
-                          time=T0, aggregate_key="d")
+    pause = make_envelope(
+        SetDagPaused(dag_id="d", is_paused=True), id="p1", source="api", time=T0, aggregate_key="d"
+    )
     s = decide(empty("d"), pause, now=T0, catalog=cat).state
     d = decide(s, trigger(), now=T0, catalog=cat)
     assert types(d) == ["DagRunQueued"]
-    unpause = make_envelope(SetDagPaused(dag_id="d", is_paused=False), id="p2", source="api",
-                            time=T0, aggregate_key="d")
+    unpause = make_envelope(
+        SetDagPaused(dag_id="d", is_paused=False), id="p2", source="api", time=T0, aggregate_key="d"
+    )
     d2 = decide(d.state, unpause, now=T0, catalog=cat)
     assert types(d2) == ["DagPauseChanged", "DagRunStarted", "TaskInstanceQueued"]
 
@@ -159,9 +162,7 @@ def test_settled_state_decides_nothing_more():
 def scenarios(draw):
     n = draw(st.integers(min_value=1, max_value=7))
     names = [f"t{i}" for i in range(n)]
-    edges = {
-        names[i]: [names[j] for j in range(i) if draw(st.booleans())] for i in range(n)
-    }
+    edges = {names[i]: [names[j] for j in range(i) if draw(st.booleans())] for i in range(n)}
     retries = draw(st.integers(min_value=0, max_value=2))
     fail_plan = draw(st.lists(st.booleans(), min_size=30, max_size=30))
     return edges, retries, fail_plan

@@ -10,7 +10,6 @@ from pathlib import Path
 import jsonschema
 import pytest
 from cloudevents.v1.http import from_json
-
 from ledgerflow.common import events as ev
 from ledgerflow.common.dagmodel import SerializedDag, SerializedTask
 from ledgerflow.common.schema_export import render
@@ -18,10 +17,14 @@ from ledgerflow.common.schema_export import render
 ROOT = Path(__file__).resolve().parents[2]
 T = datetime(2026, 11, 24, 1, 2, 3, 123, tzinfo=UTC)
 REF = {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": -1}
-DAG = SerializedDag(dag_id="d", fileloc="d.py", tasks=(SerializedTask(task_id="t", operator="BashOperator"),))
+DAG = SerializedDag(
+    dag_id="d", fileloc="d.py", tasks=(SerializedTask(task_id="t", operator="BashOperator"),)
+)
 
 SAMPLES = [
-    ev.DagVersionPublished(dag_id="d", version_id="v", dag=DAG, source_code="x = 1\n", filename="d.py"),
+    ev.DagVersionPublished(
+        dag_id="d", version_id="v", dag=DAG, source_code="x = 1\n", filename="d.py"
+    ),
     ev.TriggerDagRun(dag_id="d", run_id="r", conf={"k": [1, 2]}, logical_date=T),
     ev.SetDagPaused(dag_id="d", is_paused=True),
     ev.DagPauseChanged(dag_id="d", is_paused=False),
@@ -36,10 +39,14 @@ SAMPLES = [
     ev.TaskInstanceUpstreamFailed(**REF, at=T),
     ev.TaskInstanceSkipped(**REF, at=T),
     ev.TaskAttemptStarted(**REF, try_number=1, start_date=T, hostname="h", executor_id="e", pid=7),
-    ev.TaskAttemptSucceeded(**REF, try_number=1, end_date=T, return_value={"a": [1]}, executor_id="e"),
+    ev.TaskAttemptSucceeded(
+        **REF, try_number=1, end_date=T, return_value={"a": [1]}, executor_id="e"
+    ),
     ev.TaskAttemptFailed(**REF, try_number=1, end_date=T, error="E: x", executor_id="e"),
     ev.RunTaskAttempt(**REF, try_number=1, version_id="v", queue="default"),
-    ev.TaskLogChunk(**REF, try_number=1, chunk=0, lines=(ev.LogLine(ts=T, stream="stdout", text="hi"),)),
+    ev.TaskLogChunk(
+        **REF, try_number=1, chunk=0, lines=(ev.LogLine(ts=T, stream="stdout", text="hi"),)
+    ),
 ]
 
 
@@ -49,8 +56,16 @@ def test_every_payload_type_has_a_sample():
 
 @pytest.mark.parametrize("payload", SAMPLES, ids=lambda p: p.type)
 def test_round_trip_and_schema_and_cloudevents(payload):
-    env = ev.make_envelope(payload, id="id-1", source="ledgerflow/test", time=T, aggregate_key="d",
-                           sequence=3, correlation_id="r", causation_id="c0")
+    env = ev.make_envelope(
+        payload,
+        id="id-1",
+        source="ledgerflow/test",
+        time=T,
+        aggregate_key="d",
+        sequence=3,
+        correlation_id="r",
+        causation_id="c0",
+    )
     raw = ev.encode(env)
     assert ev.decode(raw) == env
     doc = json.loads(raw)

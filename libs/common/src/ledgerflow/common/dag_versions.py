@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
-
 from ledgerflow.common.dagmodel import SerializedDag
 from ledgerflow.common.events import DagVersionPublished, MalformedMessage, decode
 from ledgerflow.common.kafka_io import consumer_config
 from ledgerflow.common.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class DagVersionCache:
@@ -54,7 +56,9 @@ class DagVersionCache:
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        self._start_ends = {tp: off for tp, off in (await consumer.end_offsets(tps)).items() if off > 0}
+        self._start_ends = {
+            tp: off for tp, off in (await consumer.end_offsets(tps)).items() if off > 0
+        }
         self._consumer = consumer
         self._task = asyncio.create_task(self._run(), name="dag-version-cache")
 
@@ -84,7 +88,9 @@ class DagVersionCache:
                     try:
                         env = decode(record.value)
                     except MalformedMessage as exc:
-                        log.warning("skipping malformed DAG-version message at %s: %s", record.offset, exc)
+                        log.warning(
+                            "skipping malformed DAG-version message at %s: %s", record.offset, exc
+                        )
                         continue
                     if isinstance(env.data, DagVersionPublished):
                         self.add(env.data)
@@ -128,16 +134,14 @@ class DagVersionCache:
         """Wait until some version of ``dag_id`` is known; returns its latest version id."""
         return await self._wait(lambda: self._latest.get(dag_id), timeout)
 
-    async def _wait(self, probe, timeout: float):  # type: ignore[no-untyped-def]
-        async def poll():  # type: ignore[no-untyped-def]
-            async with self._changed:
-                while (found := probe()) is None:
-                    await self._changed.wait()
-                return found
-
+    async def _wait(self, probe: Callable[[], T | None], timeout: float) -> T | None:
         if (found := probe()) is not None:
             return found
         try:
-            return await asyncio.wait_for(poll(), timeout)
+            # asyncio.timeout, not wait_for: wait_for can swallow a cancellation on 3.11.
+            async with asyncio.timeout(timeout), self._changed:
+                while (found := probe()) is None:
+                    await self._changed.wait()
+                return found
         except TimeoutError:
             return None

@@ -230,7 +230,7 @@ class RunTaskAttempt(_AttemptRef):
     conf: dict[str, Any] = Field(default_factory=dict)
     logical_date: datetime | None = None
     execution_timeout_seconds: float | None = None
-    # XCom return values of the direct upstream tasks, so the task need not ask anyone.
+    # XCom return values of the run's finished tasks, so the task need not ask anyone.
     upstream_xcoms: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -25,7 +25,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 from aiokafka.abc import ConsumerRebalanceListener  # type: ignore[import-untyped]
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor  # type: ignore[import-untyped]
-
 from ledgerflow.common.core import (
     SCHEDULER_SOURCE,
     DagState,
@@ -63,7 +62,9 @@ def _now() -> datetime:
 class Scheduler:
     """Holds the state of the DAGs on the partitions this instance owns."""
 
-    def __init__(self, settings: Settings, catalog: DagVersionCache, producer: EventProducer) -> None:
+    def __init__(
+        self, settings: Settings, catalog: DagVersionCache, producer: EventProducer
+    ) -> None:
         self.settings = settings
         self.topics = settings.topics
         self.catalog = catalog
@@ -97,8 +98,13 @@ class Scheduler:
             await ensure_topics(self.settings, queues=[queue])
             self._queues_ready.add(queue)
 
-    async def _send(self, decision: Decision, futures: list[asyncio.Future[Any]], *,
-                    skip_work: set[str] | None = None) -> None:
+    async def _send(
+        self,
+        decision: Decision,
+        futures: list[asyncio.Future[Any]],
+        *,
+        skip_work: set[str] | None = None,
+    ) -> None:
         for env in decision.events:
             futures.append(await self.producer.send_soon(self.topics.runs, env))
         for env in decision.work:
@@ -210,7 +216,9 @@ class Scheduler:
         if commits and self.consumer is not None:
             await self.consumer.commit(commits)
 
-    async def _handle(self, tp: TopicPartition, record: Any, futures: list[asyncio.Future[Any]]) -> None:
+    async def _handle(
+        self, tp: TopicPartition, record: Any, futures: list[asyncio.Future[Any]]
+    ) -> None:
         try:
             env = decode(record.value)
         except MalformedMessage as exc:
@@ -277,9 +285,12 @@ async def run(settings: Settings) -> None:
     """Run a scheduler instance until cancelled."""
     await ensure_topics(settings)
     instance = f"{socket.gethostname()}-{os.getpid()}"
-    async with DagVersionCache(settings) as cache, EventProducer(
-        settings, source=SCHEDULER_SOURCE, client_id=f"scheduler-{instance}"
-    ) as producer:
+    async with (
+        DagVersionCache(settings) as cache,
+        EventProducer(
+            settings, source=SCHEDULER_SOURCE, client_id=f"scheduler-{instance}"
+        ) as producer,
+    ):
         await cache.wait_caught_up()
         scheduler = Scheduler(settings, cache, producer)
         consumer = AIOKafkaConsumer(
@@ -292,7 +303,9 @@ async def run(settings: Settings) -> None:
             **consumer_config(settings),
         )
         scheduler.consumer = consumer
-        consumer.subscribe([settings.topics.commands, settings.topics.runs], listener=_Rebalance(scheduler))
+        consumer.subscribe(
+            [settings.topics.commands, settings.topics.runs], listener=_Rebalance(scheduler)
+        )
         await consumer.start()
         log.info("scheduler %s started", instance)
         try:

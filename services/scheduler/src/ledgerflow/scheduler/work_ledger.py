@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
-
 from ledgerflow.common.kafka_io import consumer_config
 from ledgerflow.common.settings import Settings
 

@@ -305,8 +305,11 @@ def work_item(
     re-sent after a crash is recognisably the same one."""
     task = dag.task(task_id)
     attempt = (run.dag_id, run.run_id, task_id, map_index, try_number)
+    # Airflow lets a task pull the XCom of any task of its run, not only its upstreams.
     upstream_xcoms = {
-        u: run.tasks[u].return_value for u in task.upstream_task_ids if u in run.tasks
+        t.task_id: t.return_value
+        for t in run.tasks.values()
+        if t.state == "success" and t.return_value is not None
     }
     return make_envelope(
         RunTaskAttempt(

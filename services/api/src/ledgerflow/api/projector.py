@@ -1,0 +1,408 @@
+"""The projector: reads every event topic and writes the Postgres projection.
+
+Offsets live in Postgres, never in Kafka (aiokafka's "saving offsets outside Kafka";
+eventsourcing's tracking table): each batch's rows and the ``(topic, partition, next
+offset)`` it reached are written in one transaction, and the consumer seeks to the stored
+offsets at start. The consumer has no group and assigns itself every partition.
+
+Before applying a batch the projector re-reads (``FOR UPDATE``) the stored offsets of the
+batch's partitions. If they differ from what it last wrote, someone else moved them (a
+second projector, or a rebuild swapped the schema): it seeks back to the stored offset
+and drops the batch for that partition, so nothing is skipped and nothing is applied
+twice. Records below the stored offset are skipped; event ids dedupe the rest.
+
+A malformed message is sent to the dead-letter topic and its offset stored like any
+other. An event that breaks a row constraint is retried alone and dead-lettered if it
+fails again, so one bad event cannot stall the projection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from ledgerflow.api import db
+from ledgerflow.api.projection import apply_event
+from ledgerflow.api.topology import partitions_of
+from ledgerflow.common.events import Envelope, MalformedMessage
+from ledgerflow.common.kafka_io import (
+    EventProducer,
+    consumer_config,
+    decode_record,
+    ensure_topics,
+    traceparent_of,
+)
+from ledgerflow.common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONSUMER_NAME = "ledgerflow-projector"
+MAX_BATCH_RECORDS = 2000
+IDLE_ADVANCE_INTERVAL_S = 1.0
+
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+
+
+@dataclass
+class BatchResult:
+    """What one batch did (for logs, status and tests)."""
+
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    resynced: list[TopicPartition] = field(default_factory=list)
+
+
+_SELECT_OFFSETS = "SELECT topic, kafka_partition, next_offset FROM projector_offsets"
+_LOCK_OFFSETS = (
+    "SELECT topic, kafka_partition, next_offset FROM projector_offsets"
+    " WHERE topic = ANY($1::text[]) FOR UPDATE"
+)
+_UPSERT_OFFSET = """
+INSERT INTO projector_offsets (topic, kafka_partition, next_offset, updated_at)
+VALUES ($1, $2, $3, now())
+ON CONFLICT (topic, kafka_partition) DO UPDATE
+SET next_offset = EXCLUDED.next_offset, updated_at = now()
+"""
+_UPDATE_STATUS = """
+INSERT INTO projector_status (id, started_at, updated_at, events_applied, dead_lettered,
+                              last_batch_size, last_event_time)
+VALUES (1, $1, now(), $2, $3, $4, $5)
+ON CONFLICT (id) DO UPDATE SET
+    started_at = EXCLUDED.started_at, updated_at = now(),
+    events_applied = projector_status.events_applied + EXCLUDED.events_applied,
+    dead_lettered = projector_status.dead_lettered + EXCLUDED.dead_lettered,
+    last_batch_size = EXCLUDED.last_batch_size,
+    last_event_time = COALESCE(EXCLUDED.last_event_time, projector_status.last_event_time)
+"""
+
+
+class Projector:
+    """One projector over one schema. ``async with Projector(settings) as p: await p.run()``.
+
+    ``start``/``stop`` are idempotent. :meth:`step` applies one batch; :meth:`catch_up`
+    steps until the log's end as it was when called (used by rebuilds and tests).
+    """
+
+    def __init__(self, settings: Settings, *, schema: str = db.LIVE_SCHEMA) -> None:
+        self._settings = settings
+        self.schema = schema
+        self._pool: asyncpg.Pool | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: EventProducer | None = None
+        self._partitions: list[TopicPartition] = []
+        # The next offset we know is stored in Postgres, per partition.
+        self._stored: dict[TopicPartition, int] = {}
+        self._started_at = 0.0
+        self._last_idle_advance = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        if self._pool is not None:
+            return
+        await ensure_topics(self._settings)
+        self._pool = await db.create_pool(
+            self._settings.database_url, schema=self.schema, min_size=1, max_size=2
+        )
+        async with self._pool.acquire() as conn:
+            await db.migrate(conn, self.schema)
+        self._producer = EventProducer(self._settings, source="ledgerflow/projector")
+        await self._producer.start()
+        config = consumer_config(self._settings)
+        config.update(
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            client_id=CONSUMER_NAME,
+        )
+        self._consumer = AIOKafkaConsumer(**config)
+        await self._consumer.start()
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            partitions = await partitions_of(admin, self._settings.topics.event_topics)
+        finally:
+            await admin.close()
+        self._partitions = partitions
+        self._consumer.assign(partitions)
+        await self._resync()
+        self._started_at = time.time()
+        log.info("projector started on schema %s with %d partitions", self.schema, len(partitions))
+
+    async def stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        producer, self._producer = self._producer, None
+        pool, self._pool = self._pool, None
+        if consumer is not None:
+            await consumer.stop()
+        if producer is not None:
+            await producer.stop()
+        if pool is not None:
+            await pool.close()
+
+    async def __aenter__(self) -> Projector:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def partitions(self) -> Sequence[TopicPartition]:
+        return tuple(self._partitions)
+
+    # ------------------------------------------------------------------ running
+    async def run(self) -> None:
+        """Project until cancelled, riding out Postgres and Kafka outages."""
+        backoff = 0.1
+        while True:
+            try:
+                await self.step(timeout_ms=500)
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except (*_CONNECTION_ERRORS, KafkaError) as exc:  # retriable: wait and resync
+                log.warning("projector: %s; retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                try:
+                    await self._resync()
+                except (*_CONNECTION_ERRORS, KafkaError) as again:
+                    log.warning("projector: resync failed: %s", again)
+
+    async def catch_up(self, *, within_s: float = 60.0) -> None:
+        """Step until every partition has reached the end offset it had when called."""
+        consumer = self._require_consumer()
+        ends: Mapping[TopicPartition, int] = await consumer.end_offsets(self._partitions)
+        deadline = time.monotonic() + within_s
+        while any(self._stored.get(tp, 0) < end for tp, end in ends.items()):
+            if time.monotonic() > deadline:
+                behind = {
+                    f"{tp.topic}[{tp.partition}]": (self._stored.get(tp, 0), end)
+                    for tp, end in ends.items()
+                    if self._stored.get(tp, 0) < end
+                }
+                raise TimeoutError(f"projector did not catch up: {behind}")
+            result = await self.step(timeout_ms=200)
+            if result.applied == 0 and result.duplicates == 0 and result.dead_lettered == 0:
+                await self._advance_idle(force=True)
+
+    async def step(self, *, timeout_ms: int = 500) -> BatchResult:
+        """Fetch what Kafka has (up to a batch) and project it in one transaction."""
+        consumer = self._require_consumer()
+        batch: dict[TopicPartition, list[Any]] = await consumer.getmany(
+            timeout_ms=timeout_ms, max_records=MAX_BATCH_RECORDS
+        )
+        batch = {tp: records for tp, records in batch.items() if records}
+        if not batch:
+            await self._advance_idle()
+            return BatchResult()
+        try:
+            result = await self._apply_batch(batch, careful=False)
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise
+            # A data problem in some event: redo the batch one savepoint per event.
+            log.warning("projector: batch failed (%s); retrying event by event", exc)
+            result = await self._apply_batch(batch, careful=True)
+        for tp in result.resynced:
+            consumer.seek(tp, self._stored[tp])
+        return result
+
+    # ------------------------------------------------------------------ internals
+    def _require_consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("projector is not started")
+        return self._consumer
+
+    def _require_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("projector is not started")
+        return self._pool
+
+    async def _resync(self) -> None:
+        """Seek every partition to the offset stored in Postgres (or the beginning)."""
+        consumer = self._require_consumer()
+        async with self._require_pool().acquire() as conn:
+            rows = await conn.fetch(_SELECT_OFFSETS)
+        stored = {TopicPartition(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows}
+        self._stored = {}
+        for tp in self._partitions:
+            offset = stored.get(tp, 0)
+            self._stored[tp] = offset
+            consumer.seek(tp, offset)
+
+    async def _apply_batch(
+        self, batch: dict[TopicPartition, list[Any]], *, careful: bool
+    ) -> BatchResult:
+        result = BatchResult()
+        producer = self._producer
+        assert producer is not None
+        last_time = None
+        new_stored: dict[TopicPartition, int] = {}
+        async with self._require_pool().acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", db.PROJECTION_WRITE_LOCK)
+            rows = await conn.fetch(_LOCK_OFFSETS, list({tp.topic for tp in batch}))
+            in_db = {
+                TopicPartition(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows
+            }
+            for tp, records in batch.items():
+                stored = in_db.get(tp, 0)
+                if stored != self._stored.get(tp, 0):
+                    # Someone else moved this partition's offset: start again from theirs.
+                    log.info(
+                        "projector: %s[%s] stored offset moved to %s; seeking",
+                        tp.topic,
+                        tp.partition,
+                        stored,
+                    )
+                    new_stored[tp] = stored
+                    result.resynced.append(tp)
+                    continue
+                next_offset = stored
+                for record in records:
+                    if record.offset < stored:
+                        continue
+                    next_offset = record.offset + 1
+                    try:
+                        envelope = decode_record(record)
+                    except MalformedMessage as exc:
+                        await producer.dead_letter(record, str(exc), consumer=CONSUMER_NAME)
+                        result.dead_lettered += 1
+                        continue
+                    outcome = await self._apply_one(conn, envelope, record, careful=careful)
+                    if outcome is None:
+                        result.dead_lettered += 1
+                    elif outcome:
+                        result.applied += 1
+                        last_time = envelope.time
+                    else:
+                        result.duplicates += 1
+                if next_offset != stored:
+                    await conn.execute(_UPSERT_OFFSET, tp.topic, tp.partition, next_offset)
+                    new_stored[tp] = next_offset
+            await conn.execute(
+                _UPDATE_STATUS,
+                _utc(self._started_at),
+                result.applied,
+                result.dead_lettered,
+                sum(len(r) for r in batch.values()),
+                last_time,
+            )
+        self._stored.update(new_stored)
+        return result
+
+    async def _apply_one(
+        self, conn: asyncpg.Connection, envelope: Envelope, record: Any, *, careful: bool
+    ) -> bool | None:
+        """Apply one event; in careful mode inside a savepoint, dead-lettering it if the
+        database refuses it. Returns None when dead-lettered."""
+        where = record.topic, record.partition, record.offset, traceparent_of(record)
+        if not careful:
+            return await self._apply(conn, envelope, *where)
+        try:
+            async with conn.transaction():
+                return await self._apply(conn, envelope, *where)
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise
+            assert self._producer is not None
+            await self._producer.dead_letter(
+                record, f"projection refused the event: {exc}", consumer=CONSUMER_NAME
+            )
+            return None
+
+    @staticmethod
+    async def _apply(
+        conn: asyncpg.Connection,
+        envelope: Envelope,
+        topic: str,
+        partition: int,
+        offset: int,
+        traceparent: str | None,
+    ) -> bool:
+        applied: bool = await apply_event(
+            conn, envelope, topic=topic, partition=partition, offset=offset, traceparent=traceparent
+        )
+        return applied
+
+    async def _advance_idle(self, *, force: bool = False) -> None:
+        """Store consumer positions that moved past offsets holding no records.
+
+        Transaction markers and aborted records take offsets but are never returned by
+        ``getmany``; without this the stored offsets would trail the log's end forever.
+        """
+        now = time.monotonic()
+        if not force and now - self._last_idle_advance < IDLE_ADVANCE_INTERVAL_S:
+            return
+        self._last_idle_advance = now
+        consumer = self._require_consumer()
+        moved: dict[TopicPartition, int] = {}
+        for tp in self._partitions:
+            position = await consumer.position(tp)
+            if position > self._stored.get(tp, 0):
+                moved[tp] = position
+        if not moved:
+            return
+        async with self._require_pool().acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", db.PROJECTION_WRITE_LOCK)
+            rows = await conn.fetch(_LOCK_OFFSETS, list({tp.topic for tp in moved}))
+            in_db = {
+                TopicPartition(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows
+            }
+            for tp, position in moved.items():
+                if in_db.get(tp, 0) != self._stored.get(tp, 0):
+                    continue  # moved by someone else; the next batch resyncs
+                await conn.execute(_UPSERT_OFFSET, tp.topic, tp.partition, position)
+                self._stored[tp] = position
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+async def rebuild_projection(settings: Settings, *, within_s: float = 3600.0) -> None:
+    """Replay the whole log into a fresh schema, then swap it in as the live one."""
+    setup = await db.create_pool(settings.database_url, schema=db.REBUILD_SCHEMA, max_size=1)
+    try:
+        async with setup.acquire() as conn:
+            await db.drop_schema(conn, db.REBUILD_SCHEMA)
+    finally:
+        await setup.close()
+    log.info("rebuild: replaying the log into schema %s", db.REBUILD_SCHEMA)
+    async with Projector(settings, schema=db.REBUILD_SCHEMA) as builder:
+        await builder.catch_up(within_s=within_s)
+    swap = await db.create_pool(settings.database_url, schema=db.LIVE_SCHEMA, max_size=1)
+    try:
+        async with swap.acquire() as conn:
+            await db.swap_schemas(conn, new=db.REBUILD_SCHEMA, live=db.LIVE_SCHEMA)
+    finally:
+        await swap.close()
+    log.info("rebuild: schema %s is now the live projection", db.LIVE_SCHEMA)
+
+
+async def run(settings: Settings, *, rebuild: bool = False) -> None:
+    """Entry point (``ledgerflow projector [--rebuild]``): project until cancelled.
+
+    With ``rebuild=True`` the whole log is first replayed into a fresh schema which then
+    replaces the live one; projection then carries on from there.
+    """
+    if rebuild:
+        await rebuild_projection(settings)
+    async with Projector(settings) as projector:
+        await projector.run()

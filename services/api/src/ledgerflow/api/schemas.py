@@ -1,0 +1,200 @@
+"""Request and response bodies, with Airflow REST API v2 field names and states.
+
+Timestamps are written as ISO 8601 with offset and microseconds, always
+(``2026-11-24T01:02:03.000123+00:00``), so clients can compare them as strings.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+Timestamp = Annotated[datetime, PlainSerializer(_iso, return_type=str, when_used="json")]
+"""A timestamp as Airflow writes it: ISO 8601, UTC offset, microseconds."""
+
+TaskInstanceState = Literal[
+    "scheduled",
+    "queued",
+    "running",
+    "success",
+    "failed",
+    "upstream_failed",
+    "skipped",
+    "up_for_retry",
+]
+DagRunState = Literal["queued", "running", "success", "failed"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- auth
+class TokenRequest(_Body):
+    username: str
+    password: str
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+
+
+# --------------------------------------------------------------------------- DAG files
+class DagFileBody(_Body):
+    """A DAG file as JSON (the endpoint also takes a multipart ``file``)."""
+
+    filename: str = Field(min_length=1, max_length=1024)
+    content: str
+
+
+class PublishedDag(BaseModel):
+    dag_id: str
+    version_id: str
+
+
+class DagFileResponse(BaseModel):
+    dags: list[PublishedDag]
+
+
+class DagParseErrorDetail(BaseModel):
+    message: str
+    filename: str
+    lineno: int | None
+    kind: str
+
+
+# --------------------------------------------------------------------------- DAGs
+class DagTag(BaseModel):
+    name: str
+    dag_id: str
+
+
+class DagResponse(BaseModel):
+    dag_id: str
+    dag_display_name: str
+    is_paused: bool
+    is_stale: bool = False
+    has_import_errors: bool = False
+    last_parsed_time: Timestamp | None
+    fileloc: str | None
+    relative_fileloc: str | None
+    description: str | None
+    timetable_summary: str | None
+    tags: list[DagTag]
+    owners: list[str]
+    max_active_runs: int | None
+    max_active_tasks: int | None
+    latest_version_id: str | None
+    latest_version_number: int | None
+
+
+class DagCollectionResponse(BaseModel):
+    dags: list[DagResponse]
+    total_entries: int
+
+
+class DagPatchBody(_Body):
+    is_paused: bool
+
+
+# --------------------------------------------------------------------------- DAG runs
+class TriggerDagRunBody(_Body):
+    dag_run_id: str | None = Field(default=None, min_length=1, max_length=250)
+    logical_date: AwareDatetime | None = None
+    conf: dict[str, Any] = Field(default_factory=dict)
+    note: str | None = None
+
+
+class DagVersionRef(BaseModel):
+    id: str
+    version_number: int | None
+    dag_id: str
+
+
+class DagRunResponse(BaseModel):
+    dag_run_id: str
+    dag_id: str
+    state: DagRunState
+    run_type: str
+    conf: dict[str, Any]
+    logical_date: Timestamp | None
+    queued_at: Timestamp | None
+    start_date: Timestamp | None
+    end_date: Timestamp | None
+    run_after: Timestamp | None
+    data_interval_start: Timestamp | None = None
+    data_interval_end: Timestamp | None = None
+    triggered_by: str | None
+    note: str | None
+    dag_version_id: str | None
+    dag_versions: list[DagVersionRef]
+
+
+class DagRunCollectionResponse(BaseModel):
+    dag_runs: list[DagRunResponse]
+    total_entries: int
+
+
+# --------------------------------------------------------------------------- task instances
+class TaskInstanceResponse(BaseModel):
+    id: str
+    task_id: str
+    task_display_name: str
+    dag_id: str
+    dag_run_id: str
+    map_index: int
+    logical_date: Timestamp | None
+    state: TaskInstanceState | None
+    try_number: int
+    max_tries: int | None
+    start_date: Timestamp | None
+    end_date: Timestamp | None
+    duration: float | None
+    queued_when: Timestamp | None
+    scheduled_when: Timestamp | None = None
+    hostname: str | None
+    executor: str | None = None
+    pid: int | None
+    operator: str | None
+    operator_name: str | None
+    queue: str | None
+    pool: str | None
+    pool_slots: int = 1
+    priority_weight: int | None
+    dag_version_id: str | None
+
+
+class TaskInstanceCollectionResponse(BaseModel):
+    task_instances: list[TaskInstanceResponse]
+    total_entries: int
+
+
+class LogLineResponse(BaseModel):
+    timestamp: Timestamp | None
+    event: str
+    stream: str | None = None
+
+
+class TaskInstanceLogResponse(BaseModel):
+    content: list[LogLineResponse]
+    continuation_token: str | None = None
+
+
+# --------------------------------------------------------------------------- health
+class HealthResponse(BaseModel):
+    status: Literal["healthy", "unhealthy"]
+    reasons: list[str] = Field(default_factory=list)
+    kafka: dict[str, Any] = Field(default_factory=dict)
+    projection: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorResponse(BaseModel):
+    detail: Any

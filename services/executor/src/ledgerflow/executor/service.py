@@ -1,0 +1,408 @@
+"""The executor service: work items in, task processes run, reports out.
+
+``run(settings, queue=..., slots=...)`` runs until cancelled. It joins the consumer
+group ``ledgerflow-executor-<queue>`` (``<prefix>-executor-<queue>``) on the queue's work topic and runs up to
+``slots`` attempts at once, each in its own child process (:mod:`.attempt`). A work
+item's offset is committed only after its final report is acknowledged, and per
+partition only up to the lowest item still in flight (:mod:`.offsets`), so a crash
+never skips work. Fetching pauses while every slot is busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import (
+    AIOKafkaConsumer,
+    ConsumerRebalanceListener,
+    TopicPartition,
+)
+from ledgerflow.common.events import Envelope, MalformedMessage, RunTaskAttempt
+from ledgerflow.common.kafka_io import (
+    EventProducer,
+    consumer_config,
+    decode_record,
+    ensure_topics,
+    traceparent_of,
+)
+from ledgerflow.common.settings import Settings
+from ledgerflow.executor.attempt import (
+    SOURCE,
+    AttemptContext,
+    AttemptEnd,
+    AttemptHandle,
+    report_executor_error,
+    run_attempt,
+)
+from ledgerflow.executor.child import RUNNER_ARGV
+from ledgerflow.executor.logstream import DEFAULT_CAP_BYTES
+from ledgerflow.executor.offsets import OffsetTracker
+from ledgerflow.executor.recent import AttemptId, RecentAttempts
+from ledgerflow.executor.versions import DagVersionCache
+
+log = logging.getLogger(__name__)
+
+Position = tuple[TopicPartition, int]
+
+REPORT_GRACE_S = 15.0  # after killing attempts at shutdown, how long their reports may take
+
+
+def group_id_for(settings: Settings, queue: str) -> str:
+    """The consumer group of a queue's executors: ``ledgerflow-executor-<queue>`` under the
+    default topic prefix. The prefix is part of the name so that two deployments (or two
+    test runs) sharing one broker never rebalance each other's executors."""
+    return f"{settings.topic_prefix}-executor-{queue}"
+
+
+@dataclass
+class _Work:
+    """A fetched work item: decoded, or the reason it cannot be."""
+
+    record: Any
+    position: Position
+    envelope: Envelope | None
+    problem: str | None
+
+
+def _decode_work(record: Any) -> _Work:
+    position = (TopicPartition(record.topic, record.partition), record.offset)
+    try:
+        envelope = decode_record(record)
+    except MalformedMessage as exc:
+        return _Work(record, position, None, str(exc))
+    if not isinstance(envelope.data, RunTaskAttempt):
+        return _Work(
+            record, position, None, f"expected a RunTaskAttempt work item, got {envelope.data.type}"
+        )
+    return _Work(record, position, envelope, None)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._executor._partitions_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("assigned work partitions %s", sorted(tp.partition for tp in assigned))
+
+
+class Executor:
+    """One executor process for one queue. ``start()``, ``serve()``, ``stop()``; a
+    second ``stop()`` is harmless."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        queue: str = "default",
+        slots: int = 4,
+        shutdown_grace: float = 10.0,
+        version_timeout: float = 30.0,
+        log_cap_bytes: int = DEFAULT_CAP_BYTES,
+        runner_argv: Sequence[str] = RUNNER_ARGV,
+        remember_attempts: int = 10_000,
+    ) -> None:
+        if slots < 1:
+            raise ValueError("slots must be at least 1")
+        self.settings = settings
+        self.queue = queue
+        self.slots = slots
+        self.group_id = group_id_for(settings, queue)
+        self.hostname = socket.gethostname()
+        self.executor_id = f"{self.hostname}:{os.getpid()}:{queue}:{uuid.uuid4().hex[:8]}"
+        self._grace = shutdown_grace
+        self._version_timeout = version_timeout
+        self._log_cap = log_cap_bytes
+        self._runner_argv = tuple(runner_argv)
+        self._producer = EventProducer(
+            settings, source=SOURCE, client_id=f"ledgerflow-executor-{queue}"
+        )
+        self._cache = DagVersionCache(settings)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._ctx: AttemptContext | None = None
+        self._tracker = OffsetTracker()
+        self._recent = RecentAttempts(remember_attempts)
+        self._pending: deque[_Work] = deque()
+        self._attempts: dict[asyncio.Task[None], AttemptHandle] = {}
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._commit_wanted = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+        self._committer: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._stop_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        await ensure_topics(self.settings, queues=[self.queue])
+        await self._producer.start()
+        await self._cache.start()
+        config = {
+            **consumer_config(self.settings),
+            "group_id": self.group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "client_id": self.executor_id,
+        }
+        consumer = AIOKafkaConsumer(**config)
+        consumer.subscribe([self.settings.topics.work(self.queue)], listener=_Rebalance(self))
+        await consumer.start()
+        self._consumer = consumer
+        self._ctx = AttemptContext(
+            producer=self._producer,
+            cache=self._cache,
+            runs_topic=self.settings.topics.runs,
+            logs_topic=self.settings.topics.logs,
+            executor_id=self.executor_id,
+            hostname=self.hostname,
+            version_timeout=self._version_timeout,
+            log_cap_bytes=self._log_cap,
+            runner_argv=self._runner_argv,
+        )
+        self._committer = asyncio.get_running_loop().create_task(self._commit_loop())
+        log.info(
+            "executor %s serving queue %r with %d slots", self.executor_id, self.queue, self.slots
+        )
+
+    async def stop(self) -> None:
+        """Stop fetching, let running attempts finish for the grace period, then kill
+        them, report, commit and leave the group. Safe to call twice."""
+        if self._stop_task is None:
+            self._stop_task = asyncio.get_running_loop().create_task(self._stop())
+        await asyncio.shield(self._stop_task)
+
+    async def _stop(self) -> None:
+        self._stopping = True
+        self._pending.clear()  # never started: uncommitted, so they are redelivered
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                self._consumer.pause(*self._consumer.assignment())
+        running = list(self._attempts)
+        if running:
+            log.info("waiting up to %g s for %d running attempts", self._grace, len(running))
+            _, late = await asyncio.wait(running, timeout=self._grace)
+            for task in late:
+                self._attempts[task].abort(
+                    f"the executor shut down and killed the attempt after its "
+                    f"{self._grace:g} s grace period"
+                )
+            if late:
+                _, stuck = await asyncio.wait(late, timeout=REPORT_GRACE_S)
+                for task in stuck:
+                    task.cancel()
+                await asyncio.gather(*stuck, return_exceptions=True)
+        log.debug("attempts settled; waiting for dead letters")
+        if self._side_tasks:
+            await asyncio.wait(list(self._side_tasks), timeout=REPORT_GRACE_S)
+        log.debug("final commit")
+        if self._committer is not None:
+            self._committer.cancel()
+            await asyncio.gather(self._committer, return_exceptions=True)
+        if self._consumer is not None:
+            await self._commit_now()
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()  # leaves the group
+        log.debug("consumer stopped")
+        await self._cache.stop()
+        log.debug("cache stopped")
+        await self._producer.stop()
+        log.info("executor %s stopped", self.executor_id)
+
+    # ------------------------------------------------------------------ fetching
+    async def serve(self) -> None:
+        """Fetch and run work items until cancelled (or stopped)."""
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError("Executor.serve() before start()")
+        while not self._stopping:
+            self._slot_freed.clear()
+            self._start_pending()
+            full = len(self._attempts) >= self.slots or bool(self._pending)
+            assignment = consumer.assignment()
+            if full:
+                consumer.pause(*assignment)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._slot_freed.wait()
+                # Keeps this consumer's membership alive; paused partitions yield nothing.
+                batch = await consumer.getmany(timeout_ms=0)
+            else:
+                consumer.resume(*assignment)
+                batch = await consumer.getmany(
+                    timeout_ms=1000, max_records=self.slots - len(self._attempts)
+                )
+            for tp, records in batch.items():
+                for record in records:
+                    self._tracker.received(tp, record.offset)
+                    self._pending.append(_decode_work(record))
+
+    def _start_pending(self) -> None:
+        while self._pending and not self._stopping:
+            work = self._pending[0]
+            if work.envelope is None:
+                self._pending.popleft()
+                self._side(self._dead_letter(work))
+                continue
+            item = work.envelope.data
+            assert isinstance(item, RunTaskAttempt)
+            aid: AttemptId = (
+                item.dag_id,
+                item.run_id,
+                item.task_id,
+                item.map_index,
+                item.try_number,
+            )
+            if self._recent.is_running(aid):
+                self._pending.popleft()
+                log.info("duplicate work item for running attempt %s; not running it twice", aid)
+                self._recent.attach(aid, work.position)
+                continue
+            if self._recent.is_finished(aid):
+                self._pending.popleft()
+                log.info("duplicate work item for finished attempt %s; skipped", aid)
+                self._settle([work.position])
+                continue
+            if len(self._attempts) >= self.slots:
+                return
+            self._pending.popleft()
+            self._recent.begin(aid, work.position)
+            handle = AttemptHandle()
+            task = asyncio.get_running_loop().create_task(
+                self._attempt(aid, item, work.envelope, handle, traceparent_of(work.record))
+            )
+            self._attempts[task] = handle
+
+    async def _attempt(
+        self,
+        aid: AttemptId,
+        item: RunTaskAttempt,
+        envelope: Envelope,
+        handle: AttemptHandle,
+        traceparent: str | None,
+    ) -> None:
+        assert self._ctx is not None
+        end = AttemptEnd.ABANDONED
+        try:
+            try:
+                end = await run_attempt(
+                    self._ctx,
+                    item,
+                    work_event_id=envelope.id,
+                    handle=handle,
+                    traceparent=traceparent,
+                )
+            except Exception as exc:  # a bug of ours: fail the attempt rather than hang it
+                log.exception("attempt %s failed inside the executor", aid)
+                await report_executor_error(
+                    self._ctx,
+                    item,
+                    work_event_id=envelope.id,
+                    error=f"executor error: {exc!r}",
+                    traceparent=traceparent,
+                )
+                end = AttemptEnd.REPORTED
+        finally:
+            task = asyncio.current_task()
+            self._attempts.pop(task, None)  # type: ignore[arg-type]
+            if end is AttemptEnd.REPORTED:
+                self._settle(self._recent.finish(aid))
+            else:
+                self._recent.abandon(aid)
+            self._slot_freed.set()
+
+    async def _dead_letter(self, work: _Work) -> None:
+        while True:
+            try:
+                await self._producer.dead_letter(
+                    work.record, work.problem or "unreadable", consumer=self.group_id
+                )
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("dead-lettering failed (%r); retrying", exc)
+                await asyncio.sleep(1.0)
+        self._settle([work.position])
+
+    def _side(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    # ------------------------------------------------------------------ offsets
+    def _settle(self, positions: list[Position]) -> None:
+        for tp, offset in positions:
+            self._tracker.done(tp, offset)
+        self._commit_wanted.set()
+
+    async def _commit_loop(self) -> None:
+        # asyncio.timeout, not wait_for: in Python 3.11 wait_for can swallow a
+        # cancellation that races with the event being set (cpython gh-86296).
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5.0):  # also retries failed commits
+                    await self._commit_wanted.wait()
+            self._commit_wanted.clear()
+            await self._commit_now()
+
+    async def _commit_now(self, only: set[TopicPartition] | None = None) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        async with self._commit_lock:
+            assigned = consumer.assignment()
+            offsets = {
+                tp: off for tp, off in self._tracker.pending_commits(only).items() if tp in assigned
+            }
+            if not offsets:
+                return
+            try:
+                await consumer.commit(offsets)
+            except Exception as exc:
+                log.warning("commit of %s failed (%r); will retry", offsets, exc)
+                return
+            self._tracker.committed(dict(offsets))
+
+    async def _partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._commit_now(revoked)
+        self._tracker.forget(revoked)
+        self._pending = deque(w for w in self._pending if w.position[0] not in revoked)
+        log.info("revoked work partitions %s", sorted(tp.partition for tp in revoked))
+
+
+async def run(
+    settings: Settings,
+    *,
+    queue: str = "default",
+    slots: int = 4,
+    shutdown_grace: float = 10.0,
+    version_timeout: float = 30.0,
+    log_cap_bytes: int = DEFAULT_CAP_BYTES,
+    runner_argv: Sequence[str] = RUNNER_ARGV,
+) -> None:
+    """Run an executor for ``queue`` until cancelled, then shut it down cleanly."""
+    executor = Executor(
+        settings,
+        queue=queue,
+        slots=slots,
+        shutdown_grace=shutdown_grace,
+        version_timeout=version_timeout,
+        log_cap_bytes=log_cap_bytes,
+        runner_argv=runner_argv,
+    )
+    try:
+        await executor.start()
+        await executor.serve()
+    finally:
+        await executor.stop()
