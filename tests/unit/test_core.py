@@ -8,17 +8,22 @@ from hypothesis import HealthCheck, settings
 from hypothesis import given as hgiven
 from hypothesis import strategies as st
 from ledgerflow.common.core import Tick, decide, empty, evolve
+from ledgerflow.common.dagmodel import MapSource, MapSpec, SensorSpec
 from ledgerflow.common.events import RunTaskAttempt, SetDagPaused, make_envelope
 
 from .core_harness import (
     T0,
     FakeCatalog,
+    Report,
     Simulation,
+    catalog_of,
+    dag_of,
     failed,
     given,
     make_dag,
     started,
     succeeded,
+    task,
     trigger,
 )
 
@@ -145,7 +150,12 @@ def test_whole_diamond_succeeds_with_one_retry():
     sim.run(trigger())
     run = sim.state.runs["r1"]
     assert run.state == "success"
-    assert {t: ti.try_number for t, ti in run.tasks.items()} == {"a": 1, "b": 1, "c": 2, "d": 1}
+    assert {k: ti.try_number for k, ti in run.tasks.items()} == {
+        ("a", -1): 1,
+        ("b", -1): 1,
+        ("c", -1): 2,
+        ("d", -1): 1,
+    }
     assert sim.log[-1].data.type == "DagRunSucceeded"
 
 
@@ -227,3 +237,125 @@ def test_deciding_again_after_any_prefix_repeats_the_same_ids(scenario, data):
     later_ids = {e.id for e in sim.log[k:]}
     for e in redecided.events:
         assert e.id in later_ids
+
+
+# --------------------------------------------------------------------------- richer properties
+RULE_CHOICES = ("all_success", "all_done", "one_success", "none_failed", "all_failed", "always")
+
+
+@st.composite
+def rich_scenarios(draw):
+    """Random DAGs with trigger rules, mapped tasks (over literals and upstream XComs),
+    reschedule-mode sensors, branches, retries; and random attempt outcomes."""
+    n = draw(st.integers(min_value=1, max_value=6))
+    names = [f"t{i}" for i in range(n)]
+    tasks = []
+    for i, name in enumerate(names):
+        ups = [names[j] for j in range(i) if draw(st.booleans())]
+        kw: dict = {
+            "retries": draw(st.integers(min_value=0, max_value=2)),
+            "retry_delay_seconds": draw(st.sampled_from([0, 5])),
+            "trigger_rule": draw(st.sampled_from(RULE_CHOICES)) if ups else "all_success",
+        }
+        kind = draw(st.sampled_from(["plain", "plain", "literal", "xcom", "sensor", "branch"]))
+        if kind == "literal":
+            kw["mapped"] = MapSpec(
+                sources=(MapSource(arg="x", literal_length=draw(st.integers(0, 3))),)
+            )
+        elif kind == "xcom" and ups:
+            kw["mapped"] = MapSpec(sources=(MapSource(arg="x", task_id=ups[0]),))
+        elif kind == "sensor":
+            kw["sensor"] = SensorSpec(
+                mode="reschedule",
+                timeout_seconds=draw(st.sampled_from([20, 1000])),
+                soft_fail=draw(st.booleans()),
+            )
+        elif kind == "branch":
+            kw["is_branch"] = True
+        tasks.append(task(name, *ups, **kw))
+    dag = dag_of(*tasks)
+    plan = draw(
+        st.lists(
+            st.sampled_from(["success", "success", "failed", "skipped", "rescheduled"]),
+            min_size=40,
+            max_size=40,
+        )
+    )
+    lengths = draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
+    follow = draw(st.lists(st.booleans(), min_size=n * n, max_size=n * n))
+    return dag, plan, lengths, follow
+
+
+def simulate_rich(dag, plan, lengths, follow) -> Simulation:
+    steps = iter(plan)
+    downstream = {t.task_id: dag_downstream(dag, t.task_id) for t in dag.tasks}
+    by_id = {t.task_id: t for t in dag.tasks}
+
+    def outcome(w: RunTaskAttempt) -> Report:
+        t = by_id[w.task_id]
+        status = next(steps, "success")
+        if status == "rescheduled" and t.sensor is None:
+            status = "success"
+        i = int(w.task_id[1:])
+        if status != "success":
+            return Report(status=status, reschedule_after=timedelta(seconds=15))
+        follows = None
+        if t.is_branch:
+            downs = downstream[w.task_id]
+            follows = tuple(d for k, d in enumerate(downs) if follow[i * len(dag.tasks) + k])
+        return Report(value=list(range(lengths[i])), follow=follows)
+
+    sim = Simulation(catalog=catalog_of(dag), outcome=outcome)
+    sim.run(trigger())
+    return sim
+
+
+def dag_downstream(dag, task_id):
+    return [t.task_id for t in dag.tasks if task_id in t.upstream_task_ids]
+
+
+RICH = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@RICH
+@hgiven(rich_scenarios())
+def test_rich_runs_finish_and_replaying_the_log_gives_the_same_state(scenario):
+    sim = simulate_rich(*scenario)
+    assert sim.state.runs["r1"].finished
+    assert given(*sim.log) == sim.state
+
+
+@RICH
+@hgiven(rich_scenarios(), st.data())
+def test_rich_redelivered_events_change_nothing(scenario, data):
+    sim = simulate_rich(*scenario)
+    k = data.draw(st.integers(min_value=1, max_value=len(sim.log)))
+    state_k = given(*sim.log[:k])
+    j = data.draw(st.integers(min_value=0, max_value=k - 1))
+    assert evolve(state_k, sim.log[j]) == state_k
+
+
+@RICH
+@hgiven(rich_scenarios())
+def test_rich_attempts_never_exceed_retries_plus_one(scenario):
+    dag = scenario[0]
+    sim = simulate_rich(*scenario)
+    retries = {t.task_id: t.retries for t in dag.tasks}
+    for ti in sim.state.runs["r1"].tasks.values():
+        assert ti.try_number - ti.reschedules <= retries[ti.task_id] + 1
+        assert sim.runs_of.get((ti.task_id, ti.map_index), 0) == ti.try_number
+
+
+@RICH
+@hgiven(rich_scenarios(), st.data())
+def test_rich_deciding_again_after_any_prefix_repeats_the_same_ids(scenario, data):
+    sim = simulate_rich(*scenario)
+    k = data.draw(st.integers(min_value=1, max_value=len(sim.log)))
+    state_k = given(*sim.log[:k])
+    redecided = decide(state_k, Tick("d"), now=sim.log[k - 1].time, catalog=sim.catalog)
+    later_ids = {e.id for e in sim.log[k:]}
+    for e in redecided.events:
+        assert e.id in later_ids, e.data
+    # ... and deciding once more on the result emits nothing.
+    again = decide(redecided.state, Tick("d"), now=sim.log[k - 1].time, catalog=sim.catalog)
+    assert again.events == ()

@@ -51,7 +51,13 @@ async def test_examples_parse() -> None:
     for path in sorted(EXAMPLES.glob("*.py")):
         for d in await parse_dag_source(source(path), f"examples/{path.name}"):
             dags[d.dag_id] = d
-    assert set(dags) == {"diamond", "hello", "bench_chain_20"}
+    assert set(dags) == {
+        "diamond",
+        "hello",
+        "bench_chain_20",
+        "bench_fanout_1000",
+        "bench_sleep_100ms",
+    }
     diamond = dags["diamond"]
     assert {t.task_id: set(t.upstream_task_ids) for t in diamond.tasks} == {
         "a": set(),
@@ -106,14 +112,63 @@ async def test_duplicate_dag_ids_in_one_file() -> None:
     assert (error.kind, error.lineno) == ("duplicate_dag_id", 4)
 
 
-async def test_unsupported_trigger_rule_is_refused_at_the_tasks_line() -> None:
+async def test_every_trigger_rule_is_accepted_and_serialized() -> None:
     content = (
         "from ledgerflow.sdk import DAG, BashOperator\nwith DAG('x'):\n"
         "    BashOperator(task_id='a', bash_command='true', trigger_rule='all_done')\n"
+        "    BashOperator(task_id='b', bash_command='true', trigger_rule='one_done')\n"
+    )
+    (d,) = await parse_dag_source(content, "dags/x.py")
+    assert [t.trigger_rule for t in d.tasks] == ["all_done", "one_done"]
+
+
+async def test_unknown_airflow_module_is_an_import_error_naming_it() -> None:
+    content = "\n".join(
+        [
+            "from airflow.sdk import DAG",  # 1: provided by ledgerflow
+            "from airflow.providers.standard.operators.bash import BashOperator",  # 2
+            "from airflow.providers.snowflake.operators.snowflake import SnowflakeOperator",  # 3
+            "with DAG('x'):",
+            "    BashOperator(task_id='a', bash_command='true')",
+        ]
+    )
+    error = await parse_error(content)
+    assert (error.kind, error.lineno, error.filename) == ("import", 3, "dags/x.py")
+    assert "airflow.providers.snowflake" in error.message
+    assert error.message.startswith("ModuleNotFoundError: No module named")
+    assert not error.retryable  # the API answers 422 with this detail
+    assert error.as_dict()["lineno"] == 3
+
+
+async def test_scheduled_dag_with_a_required_param_points_at_the_dag() -> None:
+    content = (
+        "from ledgerflow.sdk import DAG, Param, EmptyOperator\n"
+        "\n"
+        "with DAG('p', schedule='@daily', params={'x': Param(type='integer')}):\n"
+        "    EmptyOperator(task_id='a')\n"
     )
     error = await parse_error(content)
     assert (error.kind, error.lineno) == ("error", 3)
-    assert "all_done" in error.message
+    assert "param x" in error.message
+
+
+async def test_airflow_dag_file_parses_unchanged() -> None:
+    content = (
+        "from datetime import datetime\n"
+        "from airflow import DAG\n"
+        "from airflow.operators.bash import BashOperator\n"
+        "from airflow.operators.python import PythonOperator\n"
+        "from airflow.utils.trigger_rule import TriggerRule\n"
+        "with DAG('classic', start_date=datetime(2024, 1, 1), schedule='@daily') as dag:\n"
+        "    a = BashOperator(task_id='a', bash_command='echo a')\n"
+        "    b = PythonOperator(task_id='b', python_callable=print,\n"
+        "                       trigger_rule=TriggerRule.ALL_DONE)\n"
+        "    a >> b\n"
+    )
+    (d,) = await parse_dag_source(content, "dags/classic.py")
+    assert d.task("b").trigger_rule == "all_done"
+    assert d.task("b").upstream_task_ids == ("a",)
+    assert d.task("a").operator == "BashOperator"
 
 
 async def test_dags_not_bound_to_names_and_module_level_dags_are_all_found() -> None:

@@ -1,4 +1,7 @@
-"""The task runner end to end: a subprocess reading a request, writing an outcome to fd 3."""
+"""The task runner end to end: a subprocess reading a request, writing an outcome to fd 3.
+
+The runtime semantics (context, templating, XComs, callbacks, ...) are covered in-process
+by ``test_runtime_*.py``; these tests cover the process protocol around them."""
 
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ def run_task(
     upstream_xcoms: dict[str, Any] | None = None,
     conf: dict[str, Any] | None = None,
     fd3: bool = False,
+    **fields: Any,
 ) -> Result:
     """Run the runner as the executor does; ``fd3`` puts the outcome pipe at fd 3 itself,
     otherwise ``--outcome-fd`` names it."""
@@ -48,6 +52,7 @@ def run_task(
         "conf": conf or {},
         "logical_date": "2024-05-01T12:30:00+00:00",
         "upstream_xcoms": upstream_xcoms or {},
+        **fields,
     }
     read_end, write_end = os.pipe()
     try:
@@ -90,19 +95,31 @@ def test_python_task_with_upstream_xcoms_on_fd3() -> None:
         upstream_xcoms={"a": {"rows": 3}, "b": "bash done", "c": "recovered"},
         fd3=True,
     )
-    assert result.outcome == {"status": "success", "return_value": "3 rows"}
+    assert result.outcome["rendered_fields"]["op_args"] == []
+    del result.outcome["rendered_fields"]
+    assert result.outcome == {
+        "status": "success",
+        "return_value": "3 rows",
+        "xcoms": {},
+        "follow_task_ids": None,
+        "short_circuit": None,
+    }
     assert "report: rows=3 bash=bash done flaky=recovered" in result.stdout
     assert result.returncode == 0
 
 
 def test_bash_task_streams_output_and_returns_last_line() -> None:
     result = run_task(DIAMOND, "diamond", "b")
-    assert result.outcome == {"status": "success", "return_value": "bash done"}
+    assert result.outcome["return_value"] == "bash done"
+    assert result.outcome["rendered_fields"]["bash_command"] == (
+        'echo "hello from bash"; echo "bash done"'
+    )
     assert result.stdout.splitlines() == ["hello from bash", "bash done"]
 
 
 def test_failing_task_reports_the_exception_and_logs_the_traceback() -> None:
     result = run_task(DIAMOND, "diamond", "c", try_number=1)
+    assert result.outcome.pop("rendered_fields")["op_kwargs"] == {}
     assert result.outcome == {
         "status": "failed",
         "error": "RuntimeError: failing on purpose on the first try",
@@ -113,7 +130,8 @@ def test_failing_task_reports_the_exception_and_logs_the_traceback() -> None:
     assert 'File "dags/diamond.py", line 21, in flaky' in result.stderr
     assert result.returncode == 1
     retried = run_task(DIAMOND, "diamond", "c", try_number=2)
-    assert retried.outcome == {"status": "success", "return_value": "recovered"}
+    assert retried.outcome["status"] == "success"
+    assert retried.outcome["return_value"] == "recovered"
 
 
 def test_non_json_return_value_fails_without_retry() -> None:
@@ -143,9 +161,17 @@ def test_nan_is_not_json() -> None:
 
 def test_taskflow_arguments_params_and_context() -> None:
     result = run_task(HELLO, "hello", "greet", conf={"name": "ledgerflow"})
-    assert result.outcome == {"status": "success", "return_value": "hello, ledgerflow"}
+    assert result.outcome["return_value"] == "hello, ledgerflow"
     result = run_task(HELLO, "hello", "shout", upstream_xcoms={"greet": "hello, you"})
-    assert result.outcome == {"status": "success", "return_value": "HELLO, YOU!"}
+    assert result.outcome["return_value"] == "HELLO, YOU!"
+    # The ADR 0006 form of the same XCom.
+    new_form = run_task(
+        HELLO,
+        "hello",
+        "shout",
+        xcoms=[{"task_id": "greet", "map_index": -1, "key": "return_value", "value": "hi"}],
+    )
+    assert new_form.outcome["return_value"] == "HI!"
     assert "HELLO, YOU!" in result.stdout
 
 
@@ -235,3 +261,112 @@ def test_fail_exception_is_not_retryable() -> None:
     )
     outcome = run_task(source, "f", "x").outcome
     assert (outcome["error_type"], outcome["retryable"]) == ("AirflowFailException", False)
+
+
+def test_skipped_and_rescheduled_outcomes_exit_zero() -> None:
+    source = (
+        "from datetime import datetime, timezone\n"
+        "from ledgerflow.sdk import DAG, PythonOperator\n"
+        "from ledgerflow.sdk.exceptions import AirflowSkipException, AirflowRescheduleException\n"
+        "def skip():\n"
+        "    raise AirflowSkipException('not today')\n"
+        "def later():\n"
+        "    raise AirflowRescheduleException(datetime(2024, 5, 1, 13, tzinfo=timezone.utc))\n"
+        "with DAG('s'):\n"
+        "    PythonOperator(task_id='skip', python_callable=skip)\n"
+        "    PythonOperator(task_id='later', python_callable=later)\n"
+    )
+    skipped = run_task(source, "s", "skip")
+    assert skipped.outcome["status"] == "skipped"
+    assert skipped.outcome["reason"] == "not today"
+    assert skipped.returncode == 0
+    rescheduled = run_task(source, "s", "later")
+    assert rescheduled.outcome == {
+        "status": "rescheduled",
+        "reschedule_date": "2024-05-01T13:00:00+00:00",
+    }
+    assert rescheduled.returncode == 0
+
+
+def test_template_files_shipped_as_extra_files() -> None:
+    source = (
+        "from ledgerflow.sdk import DAG, BashOperator\n"
+        "with DAG('tpl'):\n"
+        "    BashOperator(task_id='x', bash_command='{% include \"scripts/run.sh\" %}',\n"
+        "                 env={'DAY': '{{ ds }}'})\n"
+    )
+    result = run_task(
+        source, "tpl", "x", extra_files={"scripts/run.sh": "echo day=$DAY run={{ run_id }}"}
+    )
+    assert result.outcome["status"] == "success", result.stderr
+    assert result.outcome["return_value"] == "day=2024-05-01 run=manual__1"
+    assert result.outcome["rendered_fields"]["env"] == {"DAY": "2024-05-01"}
+
+
+def test_sigterm_fails_the_attempt_and_stops_the_command() -> None:
+    import signal
+    import time
+
+    source = (
+        "from ledgerflow.sdk import DAG, BashOperator\n"
+        "with DAG('term'):\n"
+        "    BashOperator(task_id='x', bash_command='echo started; sleep 30')\n"
+    )
+    request = {
+        "source": source,
+        "filename": "dags/term.py",
+        "dag_id": "term",
+        "task_id": "x",
+        "try_number": 1,
+        "max_tries": 1,
+    }
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ledgerflow.sdk.runner", "--outcome-fd", str(write_end)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        pass_fds=(write_end,),
+    )
+    os.close(write_end)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps(request))
+    proc.stdin.close()
+    assert proc.stdout.readline() == "started\n"
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    with os.fdopen(read_end) as pipe:
+        outcome = json.loads(pipe.read())
+    assert outcome["status"] == "failed"
+    assert outcome["error_type"] == "AirflowTaskTerminated"
+    assert proc.returncode == 1
+
+
+def test_a_killed_runner_leaves_a_folder_its_reaper_removes(tmp_path: Path) -> None:
+    from ledgerflow.sdk.runner import remove_private_dirs
+
+    source = (
+        "import os\n"
+        "from ledgerflow.sdk import DAG, PythonOperator\n"
+        "with DAG('crash'):\n"
+        "    PythonOperator(task_id='x', python_callable=lambda: os._exit(7))\n"
+    )
+    request = {"source": source, "filename": "dags/crash.py", "dag_id": "crash", "task_id": "x"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ledgerflow.sdk.runner", "--outcome-fd", "1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    proc.communicate(json.dumps(request), timeout=60)
+    assert proc.returncode == 7
+    (left,) = tmp_path.iterdir()
+    assert left.name.startswith(f"ledgerflow-task-{proc.pid}-")
+    assert [p.name for p in left.iterdir()] == ["crash.py"]
+    assert remove_private_dirs(proc.pid + 1, str(tmp_path)) == 0
+    assert remove_private_dirs(proc.pid, str(tmp_path)) == 1
+    assert list(tmp_path.iterdir()) == []

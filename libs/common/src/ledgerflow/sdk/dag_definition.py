@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ledgerflow.sdk import _source
-from ledgerflow.sdk.exceptions import DagCycleError, DuplicateTaskIdFound
+from ledgerflow.sdk.exceptions import DagAuthoringError, DagCycleError, DuplicateTaskIdFound
+from ledgerflow.sdk.params import NOTSET
 
 if TYPE_CHECKING:
     from ledgerflow.common.dagmodel import SerializedDag
     from ledgerflow.sdk.baseoperator import BaseOperator
+    from ledgerflow.sdk.taskgroup import TaskGroup
 
 # DAGs entered with ``with DAG(...)`` (or by a running ``@dag`` function), innermost last.
 _context_stack: list[DAG] = []
@@ -33,6 +36,12 @@ class DAG:
 
         with DAG("etl", schedule="@daily", start_date=datetime(2024, 1, 1)):
             extract >> load
+
+    The arguments are Airflow 3's. ``user_defined_macros``, ``user_defined_filters``,
+    ``template_searchpath``, ``template_undefined``, ``jinja_environment_kwargs`` and
+    ``render_template_as_native_obj`` are used by the task runner's templating; DAG-level
+    ``on_success_callback``/``on_failure_callback``, ``access_control``, ``owner_links``
+    and ``fail_fast`` are stored.
     """
 
     def __init__(
@@ -40,19 +49,38 @@ class DAG:
         dag_id: str,
         *,
         description: str | None = None,
-        schedule: str | timedelta | None = None,
+        schedule: Any = None,
         start_date: datetime | None = None,
         end_date: datetime | None = None,
-        tags: list[str] | tuple[str, ...] | set[str] | None = None,
+        template_searchpath: str | Iterable[str] | None = None,
+        template_undefined: Any = None,
+        user_defined_macros: dict[str, Any] | None = None,
+        user_defined_filters: dict[str, Callable[..., Any]] | None = None,
         default_args: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        max_active_runs: int = 16,
         max_active_tasks: int = 16,
-        is_paused_upon_creation: bool = False,
-        catchup: bool = False,
+        max_active_runs: int = 16,
+        max_consecutive_failed_dag_runs: int = 0,
         dagrun_timeout: timedelta | None = None,
+        sla_miss_callback: Any = None,
+        catchup: bool = False,
+        on_success_callback: Any = None,
+        on_failure_callback: Any = None,
         doc_md: str | None = None,
+        params: dict[str, Any] | None = None,
+        access_control: dict[str, Any] | None = None,
+        is_paused_upon_creation: bool | None = None,
+        jinja_environment_kwargs: dict[str, Any] | None = None,
+        render_template_as_native_obj: bool = False,
+        tags: Iterable[str] | None = None,
+        owner_links: dict[str, str] | None = None,
+        auto_register: bool = True,
+        fail_fast: bool = False,
+        dag_display_name: str | None = None,
+        disable_bundle_versioning: bool = False,
     ) -> None:
+        from ledgerflow.sdk.params import ParamsDict
+        from ledgerflow.sdk.taskgroup import TaskGroup
+
         _check_id(dag_id, "dag_id")
         self.dag_id = dag_id
         self.description = description
@@ -60,21 +88,53 @@ class DAG:
         self.default_args: dict[str, Any] = dict(default_args or {})
         self.start_date = start_date or self.default_args.get("start_date")
         self.end_date = end_date or self.default_args.get("end_date")
+        if isinstance(template_searchpath, str):
+            template_searchpath = [template_searchpath]
+        self.template_searchpath: list[str] | None = (
+            list(template_searchpath) if template_searchpath is not None else None
+        )
+        self.template_undefined = template_undefined
+        self.user_defined_macros = user_defined_macros
+        self.user_defined_filters = user_defined_filters
+        self.jinja_environment_kwargs = jinja_environment_kwargs
+        self.render_template_as_native_obj = render_template_as_native_obj
         self.tags: list[str] = sorted(set(tags)) if isinstance(tags, set) else list(tags or [])
-        self.params: dict[str, Any] = dict(params or {})
+        self.params = ParamsDict(params)
+        if "params" in self.default_args:  # Airflow moves them to the DAG's params
+            self.params.update(self.default_args.pop("params") or {})
         self.max_active_runs = max_active_runs
         self.max_active_tasks = max_active_tasks
+        self.max_consecutive_failed_dag_runs = max_consecutive_failed_dag_runs
         self.is_paused_upon_creation = is_paused_upon_creation
         self.catchup = catchup
         self.dagrun_timeout = dagrun_timeout
+        self.sla_miss_callback = sla_miss_callback
+        self.on_success_callback = on_success_callback
+        self.on_failure_callback = on_failure_callback
         self.doc_md = doc_md
+        self.access_control = access_control
+        self.owner_links: dict[str, str] = dict(owner_links or {})
+        self.auto_register = auto_register
+        self.fail_fast = fail_fast
+        self.dag_display_name = dag_display_name or dag_id
+        self.disable_bundle_versioning = disable_bundle_versioning
         self.task_dict: dict[str, BaseOperator] = {}
         self.fileloc, self.lineno = _source.user_location()
+        self.task_groups_in_order: list[TaskGroup] = []
+        self.task_group = TaskGroup(None, dag=self)  # the root group
         if _collector is not None:
             _collector.append(self)
 
     def __repr__(self) -> str:
         return f"<DAG: {self.dag_id}>"
+
+    @property
+    def log(self) -> logging.Logger:
+        return logging.getLogger("airflow.models.dag")
+
+    @property
+    def timetable_summary(self) -> str | None:
+        return _schedule_str(self.schedule)
 
     # -- context manager ------------------------------------------------------------
     def __enter__(self) -> DAG:
@@ -82,7 +142,8 @@ class DAG:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _context_stack.pop()
+        if _context_stack and _context_stack[-1] is self:
+            _context_stack.pop()
 
     # -- tasks ----------------------------------------------------------------------
     @property
@@ -92,6 +153,11 @@ class DAG:
     @property
     def task_ids(self) -> list[str]:
         return list(self.task_dict)
+
+    @property
+    def task_group_dict(self) -> dict[str, Any]:
+        """Every task group by full id (the root group is not included)."""
+        return {g.group_id: g for g in self.task_groups_in_order}  # type: ignore[misc]
 
     def has_task(self, task_id: str) -> bool:
         return task_id in self.task_dict
@@ -108,23 +174,41 @@ class DAG:
         existing = self.task_dict.get(task.task_id)
         if existing is task:
             return
-        if existing is not None:
+        if existing is not None or task.task_id in self.task_group.used_group_ids:
+            what = "task id" if existing is not None else "task id (a task group's id)"
             raise DuplicateTaskIdFound(
-                f"task id {task.task_id!r} has already been added to the DAG {self.dag_id!r}"
-                + (f" (first defined at line {existing.lineno})" if existing.lineno else ""),
+                f"{what} {task.task_id!r} has already been added to the DAG {self.dag_id!r}"
+                + (
+                    f" (first defined at line {existing.lineno})"
+                    if existing and existing.lineno
+                    else ""
+                ),
                 lineno=task.lineno,
                 filename=task.fileloc,
             )
         self.task_dict[task.task_id] = task
-        task.dag = self
+        task._dag = self
+        group = task.task_group if task.task_group is not None else self.task_group
+        group.children[task.task_id] = task
+        task.task_group = group
+
+    def add_tasks(self, tasks: Iterable[BaseOperator]) -> None:
+        for task in tasks:
+            self.add_task(task)
+
+    def param(self, name: str, default: Any = NOTSET) -> Any:
+        """A reference to the param ``name``, resolved when a task runs."""
+        from ledgerflow.sdk.params import DagParam
+
+        return DagParam(self, name, default)
 
     @property
     def roots(self) -> list[BaseOperator]:
-        return [t for t in self.task_dict.values() if not t.upstream_task_ids]
+        return [t for t in self.task_dict.values() if not t.upstream_edges]
 
     @property
     def leaves(self) -> list[BaseOperator]:
-        return [t for t in self.task_dict.values() if not t.downstream_task_ids]
+        return [t for t in self.task_dict.values() if not t._downstream]
 
     # -- validation -------------------------------------------------------------------
     def check_cycle(self) -> None:
@@ -167,8 +251,43 @@ class DAG:
         raise AssertionError("cycle detected but no closing edge found")  # pragma: no cover
 
     def validate(self) -> None:
-        """Check the whole DAG (duplicate ids are refused as tasks are added)."""
+        """Check the whole DAG (duplicate ids are refused as tasks are added): cycles,
+        params (a scheduled DAG needs every param to have a valid default, as in Airflow)
+        and the trigger rules after setup tasks."""
         self.check_cycle()
+        self.validate_schedule_and_params()
+        self.validate_setup_teardown()
+
+    def validate_schedule_and_params(self) -> None:
+        """A DAG with a schedule needs a valid default for every param (Airflow's rule;
+        a DAG run by hand gets its values from the trigger's conf, checked then)."""
+        from ledgerflow.sdk.exceptions import ParamValidationError
+
+        if self.schedule is None:
+            return
+        try:
+            self.params.validate()
+        except ParamValidationError as e:
+            raise DagAuthoringError(
+                f"DAG {self.dag_id!r} is not allowed to define a schedule when a param has "
+                f"no default value or an invalid one: {e}",
+                lineno=self.lineno,
+                filename=self.fileloc,
+            ) from None
+
+    def validate_setup_teardown(self) -> None:
+        for task in self.task_dict.values():
+            if not task.is_setup:
+                continue
+            for down in task.downstream_list:
+                if not down.is_teardown and down.trigger_rule != "all_success":
+                    raise DagAuthoringError(
+                        f"Setup tasks must be followed with trigger rule ALL_SUCCESS: "
+                        f"{down.task_id!r} (downstream of setup {task.task_id!r}) has "
+                        f"{down.trigger_rule.value!r}",
+                        lineno=down.lineno,
+                        filename=self.fileloc,
+                    )
 
     def topological_sort(self) -> list[BaseOperator]:
         """Tasks with every upstream before its downstreams (raises on a cycle)."""
@@ -201,16 +320,26 @@ class DAG:
         """The data-only form the scheduler and UI use (imports pydantic on first use)."""
         from ledgerflow.common.dagmodel import SerializedDag
 
+        timeout = self.dagrun_timeout
         return SerializedDag(
             dag_id=self.dag_id,
             fileloc=fileloc or self.fileloc or "<unknown>",
             description=self.description,
             schedule=_schedule_str(self.schedule),
             start_date=_aware(self.start_date),
+            end_date=_aware(self.end_date),
             tags=tuple(self.tags),
             owner=self.owner,
-            is_paused_upon_creation=self.is_paused_upon_creation,
-            params=self.params,
+            is_paused_upon_creation=bool(self.is_paused_upon_creation),
+            params=self.params.defaults(),
+            param_schemas=self.params.schemas(),
+            task_groups=tuple(g.serialize() for g in self.task_groups_in_order),
+            template_searchpath=tuple(self.template_searchpath or ()),
+            catchup=self.catchup,
+            dagrun_timeout_seconds=(
+                timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+            ),
+            doc_md=self.doc_md,
             max_active_runs=self.max_active_runs,
             max_active_tasks=self.max_active_tasks,
             lineno=self.lineno,
@@ -286,27 +415,33 @@ def dag(func_or_id: Any = None, /, **dag_kwargs: Any) -> Any:
     """Turn a function into a DAG factory: calling it builds the DAG.
 
     ``@dag`` or ``@dag(schedule=..., ...)``; the dag id defaults to the function's name and
-    the description to its docstring's first line. The function body runs inside the
-    DAG's context, so operators and ``@task`` calls in it join the DAG.
+    the description to its docstring's first line. As in Airflow, every argument of the
+    function becomes a DAG param (its default, or the value passed to the factory), and
+    the function receives a :class:`~ledgerflow.sdk.params.DagParam` for each, resolved
+    when a task runs. The body runs inside the DAG's context, so operators and ``@task``
+    calls in it join the DAG.
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., DAG]:
         @functools.wraps(func)
         def factory(*args: Any, **kwargs: Any) -> DAG:
+            import inspect
+
+            bound = inspect.signature(func).bind(*args, **kwargs)
+            bound.apply_defaults()
             kw = dict(dag_kwargs)
             dag_id = kw.pop("dag_id", None) or explicit_id or func.__name__
             if func.__doc__ and "description" not in kw:
                 kw["description"] = func.__doc__.strip().splitlines()[0]
-            params = dict(_function_defaults(func))
-            params.update(kw.pop("params", None) or {})
-            params.update(kwargs)
-            the_dag = DAG(dag_id, params=params, **kw)
-            if the_dag.doc_md is None and func.__doc__:
-                the_dag.doc_md = func.__doc__
-            # Point at the decorated function rather than at the factory call.
-            the_dag.lineno = func.__code__.co_firstlineno
-            with the_dag:
-                func(*args, **kwargs)
+            with DAG(dag_id, **kw) as the_dag:
+                if the_dag.doc_md is None and func.__doc__:
+                    the_dag.doc_md = func.__doc__
+                # Point at the decorated function rather than at the factory call.
+                the_dag.lineno = func.__code__.co_firstlineno
+                f_kwargs = {
+                    name: the_dag.param(name, value) for name, value in bound.arguments.items()
+                }
+                func(**f_kwargs)
             return the_dag
 
         return factory
@@ -315,14 +450,3 @@ def dag(func_or_id: Any = None, /, **dag_kwargs: Any) -> Any:
     if callable(func_or_id):
         return decorate(func_or_id)
     return decorate
-
-
-def _function_defaults(func: Callable[..., Any]) -> Iterator[tuple[str, Any]]:
-    """Parameters with defaults become DAG params (as Airflow does for ``@dag``)."""
-    code = getattr(func, "__code__", None)
-    if code is None:
-        return
-    names = code.co_varnames[: code.co_argcount]
-    defaults = func.__defaults__ or ()
-    yield from zip(names[len(names) - len(defaults) :], defaults, strict=True)
-    yield from (func.__kwdefaults__ or {}).items()

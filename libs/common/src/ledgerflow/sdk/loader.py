@@ -13,7 +13,7 @@ import sys
 import types
 import zlib
 
-from ledgerflow.sdk import _source
+from ledgerflow.sdk import _source, compat, setup_teardown, taskgroup
 from ledgerflow.sdk import dag_definition as dag_module
 from ledgerflow.sdk.dag_definition import DAG
 from ledgerflow.sdk.exceptions import DagAuthoringError, DuplicateDagIdFound
@@ -70,7 +70,12 @@ def load_dags(content: str, filename: str, *, validate: bool = True) -> list[DAG
     DAGs are those created while the file ran (``with DAG(...)``, ``@dag`` calls) plus any
     DAG bound at module level. With ``validate``, cycles and duplicate dag ids are errors,
     and so is a file without a DAG. Raises :class:`DagFileError`.
+
+    ``import airflow...`` works in the file (:mod:`ledgerflow.sdk.compat` is installed);
+    an Airflow module ledgerflow does not provide is an ``import`` error at the line of
+    the import, naming the module.
     """
+    compat.install()
     try:
         code = compile(content, filename, "exec", dont_inherit=True)
     except SyntaxError as e:  # includes IndentationError / TabError
@@ -92,6 +97,7 @@ def load_dags(content: str, filename: str, *, validate: bool = True) -> list[DAG
     collected: list[DAG] = []
     previous = (dag_module._collector, _source.current_dag_file)
     open_contexts = len(dag_module._context_stack)
+    open_groups = len(taskgroup._group_stack)
     dag_module._collector, _source.current_dag_file = collected, filename
     try:
         exec(code, module.__dict__)
@@ -106,6 +112,8 @@ def load_dags(content: str, filename: str, *, validate: bool = True) -> list[DAG
         dag_module._collector, _source.current_dag_file = previous
         # An exception inside `with DAG(...)` skips nothing, but keep the stack exact anyway.
         del dag_module._context_stack[open_contexts:]
+        del taskgroup._group_stack[open_groups:]
+        setup_teardown.reset()
 
     dags: list[DAG] = []
     seen: set[int] = set()

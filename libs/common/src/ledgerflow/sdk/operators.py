@@ -1,14 +1,19 @@
-"""The standard operators: ``PythonOperator`` and ``BashOperator``."""
+"""The standard operators: ``PythonOperator``, ``BashOperator`` and ``EmptyOperator``.
+
+Branching operators are in :mod:`ledgerflow.sdk.branch`, sensors in
+:mod:`ledgerflow.sdk.sensors`.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from typing import Any, ClassVar
 
-from ledgerflow.sdk.baseoperator import BaseOperator, XComArg
-from ledgerflow.sdk.exceptions import AirflowException, AirflowTaskTerminated
+from ledgerflow.sdk.baseoperator import BaseOperator
+from ledgerflow.sdk.exceptions import AirflowException, AirflowSkipException, AirflowTaskTerminated
+from ledgerflow.sdk.xcom_arg import ResolveMixin
 
 
 def callable_name(func: Callable[..., Any]) -> str:
@@ -59,9 +64,20 @@ def context_kwargs(
 
 
 class PythonOperator(BaseOperator):
-    """Call a Python function; its return value is the task's XCom."""
+    """Call a Python function; its return value is the task's XCom.
 
-    template_fields: ClassVar[Sequence[str]] = ("op_args", "op_kwargs")
+    ``op_args``/``op_kwargs`` are passed to it, with the context keys it names (or all of
+    them if it takes ``**kwargs``) and ``templates_dict`` (rendered) when it asks for it.
+    """
+
+    template_fields: ClassVar[Sequence[str]] = ("templates_dict", "op_args", "op_kwargs")
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        "templates_dict": "json",
+        "op_args": "py",
+        "op_kwargs": "py",
+    }
+    ui_color: ClassVar[str] = "#ffefeb"
+    shallow_copy_attrs: ClassVar[Sequence[str]] = ("python_callable", "op_kwargs")
 
     def __init__(
         self,
@@ -69,18 +85,40 @@ class PythonOperator(BaseOperator):
         python_callable: Callable[..., Any],
         op_args: Sequence[Any] | None = None,
         op_kwargs: Mapping[str, Any] | None = None,
+        templates_dict: dict[str, Any] | None = None,
+        templates_exts: Sequence[str] | None = None,
+        show_return_value_in_logs: bool = True,
         **kwargs: Any,
     ) -> None:
+        kwargs.pop("provide_context", None)  # Airflow 1's flag: the context is always given
         if not callable(python_callable):
             raise TypeError(f"python_callable must be callable, got {python_callable!r}")
         self.python_callable = python_callable
         self.op_args = list(op_args or ())
         self.op_kwargs = dict(op_kwargs or {})
+        self.templates_dict = templates_dict
+        if templates_exts:
+            self.template_ext = tuple(templates_exts)  # type: ignore[misc]
+        self.show_return_value_in_logs = show_return_value_in_logs
         super().__init__(**kwargs)
 
+    def determine_kwargs(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        merged = {**context, "templates_dict": self.templates_dict}
+        return context_kwargs(self.python_callable, self.op_args, self.op_kwargs, merged)
+
     def execute(self, context: dict[str, Any]) -> Any:
-        kwargs = context_kwargs(self.python_callable, self.op_args, self.op_kwargs, context)
-        return self.python_callable(*self.op_args, **kwargs)
+        kwargs = self.determine_kwargs(context)
+        result = self.execute_callable(kwargs)
+        if self.show_return_value_in_logs:
+            self.log.info("Done. Returned value was: %s", result)
+        else:
+            self.log.info("Done. Returned value not shown")
+        return result
+
+    def execute_callable(self, kwargs: Mapping[str, Any] | None = None) -> Any:
+        return self.python_callable(
+            *self.op_args, **(kwargs if kwargs is not None else self.op_kwargs)
+        )
 
     def display_fields(self) -> dict[str, Any]:
         return {"python_callable": callable_name(self.python_callable)}
@@ -90,63 +128,84 @@ class BashOperator(BaseOperator):
     """Run a bash command.
 
     Output (stdout and stderr together) is streamed line by line to the task's stdout; the
-    last line is the task's XCom. A non-zero exit code fails the task. ``env`` replaces
-    the environment unless ``append_env`` is true (as in Airflow).
+    last line is the task's XCom (passed through ``output_processor``). Exit code
+    ``skip_on_exit_code`` (99 by default; an int, a collection or None) skips the task;
+    any other non-zero code fails it. ``env`` replaces the environment unless
+    ``append_env`` is true (as in Airflow). A ``bash_command`` ending in ``.sh`` or
+    ``.bash`` is a template file, found through the DAG's ``template_searchpath``.
     """
 
     template_fields: ClassVar[Sequence[str]] = ("bash_command", "env", "cwd")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"bash_command": "bash", "env": "json"}
+    template_ext: ClassVar[Sequence[str]] = (".sh", ".bash")
+    ui_color: ClassVar[str] = "#f0ede4"
 
     def __init__(
         self,
         *,
-        bash_command: str | XComArg,
+        bash_command: str | Any,
         env: Mapping[str, str] | None = None,
         append_env: bool = False,
-        cwd: str | None = None,
         output_encoding: str = "utf-8",
+        skip_on_exit_code: int | Container[int] | None = 99,
+        cwd: str | None = None,
+        output_processor: Callable[[str], Any] = lambda result: result,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(bash_command, str | XComArg):
+        if not isinstance(bash_command, str | ResolveMixin):
             raise TypeError(f"bash_command must be a string, got {bash_command!r}")
         self.bash_command = bash_command
         self.env = env
         self.append_env = append_env
-        self.cwd = cwd
         self.output_encoding = output_encoding
+        if skip_on_exit_code is None:
+            self.skip_on_exit_code: Container[int] = ()
+        elif isinstance(skip_on_exit_code, Container):
+            self.skip_on_exit_code = skip_on_exit_code
+        else:
+            self.skip_on_exit_code = (skip_on_exit_code,)
+        self.cwd = cwd
+        self.output_processor = output_processor
         super().__init__(**kwargs)
 
     def display_fields(self) -> dict[str, Any]:
         return {"bash_command": str(self.bash_command)}
 
-    def _environment(self, context: Mapping[str, Any]) -> dict[str, str]:
+    def get_env(self, context: Mapping[str, Any]) -> dict[str, str]:
+        """The command's environment, with Airflow's ``AIRFLOW_CTX_*`` variables."""
         if self.env is None:
             env = dict(os.environ)
         elif self.append_env:
             env = {**os.environ, **self.env}
         else:
             env = dict(self.env)
-        # Airflow's names, so scripts written for it keep working.
         ti = context.get("ti")
+        dag_run = context.get("dag_run")
         for key, value in (
+            ("AIRFLOW_CTX_DAG_OWNER", self.owner),
             ("AIRFLOW_CTX_DAG_ID", getattr(ti, "dag_id", None)),
             ("AIRFLOW_CTX_TASK_ID", self.task_id),
             ("AIRFLOW_CTX_DAG_RUN_ID", context.get("run_id")),
             ("AIRFLOW_CTX_TRY_NUMBER", context.get("try_number")),
             ("AIRFLOW_CTX_LOGICAL_DATE", context.get("ts")),
+            ("AIRFLOW_CTX_DAG_RUN_TYPE", getattr(dag_run, "run_type", None)),
         ):
             if value is not None:
                 env[key] = str(value)
         return env
 
-    def execute(self, context: dict[str, Any]) -> str:
+    def execute(self, context: dict[str, Any]) -> Any:
         import signal
         import subprocess
 
         command = self.bash_command
         if not isinstance(command, str):
             raise TypeError(f"bash_command resolved to {command!r}, not a string")
-        if self.cwd is not None and not os.path.isdir(self.cwd):
-            raise AirflowException(f"cwd {self.cwd!r} does not exist or is not a directory")
+        if self.cwd is not None:
+            if not os.path.exists(self.cwd):
+                raise AirflowException(f"Can not find the cwd: {self.cwd}")
+            if not os.path.isdir(self.cwd):
+                raise AirflowException(f"The cwd {self.cwd} must be a directory")
         sys.stdout.flush()
         proc = subprocess.Popen(
             ["bash", "-c", command],
@@ -154,9 +213,10 @@ class BashOperator(BaseOperator):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=self.cwd,
-            env=self._environment(context),
+            env=self.get_env(context),
             start_new_session=True,  # so the whole process group can be stopped
         )
+        self._process = proc
         last_line = ""
         try:
             assert proc.stdout is not None
@@ -176,13 +236,33 @@ class BashOperator(BaseOperator):
             raise
         if returncode < 0:
             raise AirflowTaskTerminated(f"Bash command was killed by signal {-returncode}.")
-        if returncode == 99:
-            raise AirflowException(
-                "Bash command returned exit code 99 (skipping is not supported yet; "
-                "the task fails instead)."
-            )
+        if returncode in self.skip_on_exit_code:
+            raise AirflowSkipException(f"Bash command returned exit code {returncode}. Skipping.")
         if returncode != 0:
             raise AirflowException(
                 f"Bash command failed. The command returned a non-zero exit code {returncode}."
             )
-        return last_line
+        return self.output_processor(last_line)
+
+    def on_kill(self) -> None:
+        import signal
+
+        proc = getattr(self, "_process", None)
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+class EmptyOperator(BaseOperator):
+    """Does nothing; useful to group dependencies (``start``, ``join``, ``end``)."""
+
+    ui_color: ClassVar[str] = "#e8f7e4"
+    inherits_from_empty_operator: ClassVar[bool] = True
+
+    def execute(self, context: dict[str, Any]) -> None:
+        pass
+
+
+DummyOperator = EmptyOperator  # Airflow 1/2's name

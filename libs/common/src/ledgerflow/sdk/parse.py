@@ -18,33 +18,15 @@ import traceback
 from typing import Any
 
 
-def _unsupported_trigger_rules(dags: list[Any], filename: str) -> None:
-    """Refuse trigger rules the scheduler does not implement yet, at the task's line."""
-    from typing import get_args
-
-    from ledgerflow.common.dagmodel import TriggerRule
-    from ledgerflow.sdk.loader import DagFileError
-
-    supported = set(get_args(TriggerRule))
-    for d in dags:
-        for t in d.tasks:
-            if t.trigger_rule not in supported:
-                raise DagFileError(
-                    f"task {t.task_id!r}: trigger_rule {t.trigger_rule!r} is not supported yet "
-                    f"(supported: {', '.join(sorted(supported))})",
-                    filename,
-                    t.lineno,
-                    "error",
-                )
-
-
 def parse(content: str, filename: str) -> dict[str, Any]:
     """The JSON-ready result for one file (never raises for a bad file)."""
+    from ledgerflow.sdk import compat
     from ledgerflow.sdk.loader import DagFileError, load_dags
+
+    compat.install()
 
     try:
         dags = load_dags(content, filename)
-        _unsupported_trigger_rules(dags, filename)
         serialized = []
         for d in dags:
             try:

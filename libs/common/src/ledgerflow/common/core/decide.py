@@ -4,56 +4,56 @@ Pure: time comes in as ``now``, ids are derived from the facts (so deciding the 
 thing twice gives byte-identical events), DAG structure comes in as data (a
 :class:`Catalog` of serialized versions; user code is never imported here).
 
-``decide`` is level-triggered: after folding the inbound event it looks at every
-unfinished run of the DAG and emits whatever is due. Calling it again on the resulting
-state emits nothing, which is what makes crash recovery a plain "replay, then decide".
+``decide`` folds the inbound event and then looks only at what that event can have
+changed (the dirty set kept by :class:`~ledgerflow.common.core.outbox.Outbox`): the
+instance it is about, the downstreams of a task instance that finished, a run that
+started. A :class:`Tick` with ``full=True`` looks at every unfinished run from scratch;
+that is what recovery does after a replay ("replay, then decide"), and it emits exactly
+what is due, with the ids the crashed scheduler would have used. Deciding again on the
+resulting state emits nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
-from ledgerflow.common.core.evolve import SCHEDULER_SOURCE, evolve
-from ledgerflow.common.core.state import DagState, Run, TaskInstance
-from ledgerflow.common.dagmodel import SerializedDag
+from ledgerflow.common.core.interventions import clear, set_run_state, set_task_state
+from ledgerflow.common.core.outbox import Outbox, pop_first
+from ledgerflow.common.core.state import DagState, Run
+from ledgerflow.common.core.steps import evaluate_task, own_step, sensor_timeout
+from ledgerflow.common.core.topology import Topology, topology
+from ledgerflow.common.core.work import Catalog
 from ledgerflow.common.events import (
+    ClearTaskInstances,
     DagPauseChanged,
     DagRunFailed,
     DagRunQueued,
     DagRunStarted,
     DagRunSucceeded,
     Envelope,
-    RunTaskAttempt,
     SetDagPaused,
-    TaskInstanceFailed,
-    TaskInstanceQueued,
-    TaskInstanceSkipped,
-    TaskInstanceUpForRetry,
-    TaskInstanceUpstreamFailed,
+    SetDagRunState,
+    SetTaskInstanceState,
     TriggerDagRun,
     TriggerRejected,
-    deterministic_id,
-    make_envelope,
 )
-from pydantic import BaseModel
 
-
-class Catalog(Protocol):
-    """Read-only access to DAG versions (serialized structure only)."""
-
-    def get(self, version_id: str) -> SerializedDag | None: ...
-
-    def latest_version_id(self, dag_id: str) -> str | None: ...
+DEFAULT_ZOMBIE_TIMEOUT = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
 class Tick:
-    """A timer fired (e.g. a retry became due), or recovery asks what is due now."""
+    """Time passed, or recovery asks what is due now.
+
+    ``full=True`` (recovery, tests) looks at every unfinished run from scratch.
+    ``full=False`` (the live scheduler's timer) looks only at the instances waiting on a
+    timer (retries, reschedules, sensor timeouts) and the running attempts past the
+    zombie timeout: everything else was decided when the event that changed it arrived.
+    """
 
     dag_id: str
+    full: bool = True
 
 
 @dataclass(frozen=True)
@@ -61,77 +61,89 @@ class Decision:
     """What the scheduler must write, and the state once it has.
 
     ``events`` go to the run log (in order); ``work`` items go to their queue's topic,
-    each after the ``TaskInstanceQueued`` event that announces it. ``wake_at`` is the
-    earliest time a :class:`Tick` is needed (a retry coming due), if any.
+    each after the ``TaskInstanceQueued`` event that announces it; ``control`` messages
+    (``CancelTaskAttempt``) go to the control topic once ``events`` are acknowledged.
+    ``wake_at`` is the earliest time a :class:`Tick` is needed (a retry or reschedule
+    coming due, a sensor timing out, a running attempt reaching the zombie timeout).
     """
 
     state: DagState
     events: tuple[Envelope, ...] = ()
     work: tuple[Envelope, ...] = ()
     wake_at: datetime | None = None
+    control: tuple[Envelope, ...] = ()
 
 
 def decide(
-    state: DagState, inbound: Envelope | Tick, *, now: datetime, catalog: Catalog
+    state: DagState,
+    inbound: Envelope | Tick,
+    *,
+    now: datetime,
+    catalog: Catalog,
+    zombie_timeout: timedelta = DEFAULT_ZOMBIE_TIMEOUT,
+    pools: bool = False,
 ) -> Decision:
-    """Fold ``inbound`` (a command, a run-log event or a tick) and decide what follows."""
-    out = _Out(state=state, now=now, cause=inbound if isinstance(inbound, Envelope) else None)
-    if isinstance(inbound, Envelope):
+    """Fold ``inbound`` (a command, a run-log event or a tick) and decide what follows.
+
+    ``zombie_timeout``: a running attempt not heard of (heartbeat or start) for this
+    long is failed as a zombie (the scheduler's ``LEDGERFLOW_ZOMBIE_TIMEOUT_SECONDS``).
+    ``pools``: instances wait in ``scheduled`` for the pool arbiter's grant before they
+    are queued (ADR 0011); off, they are queued at once (no pool or concurrency limits).
+    """
+    out = Outbox(
+        state=state,
+        now=now,
+        catalog=catalog,
+        cause=inbound if isinstance(inbound, Envelope) else None,
+        zombie_timeout=zombie_timeout,
+        pools=pools,
+    )
+    if isinstance(inbound, Tick):
+        _on_tick(out, inbound)
+    elif isinstance(inbound.data, ClearTaskInstances):
+        clear(out, inbound, inbound.data)
+    elif isinstance(inbound.data, SetTaskInstanceState):
+        set_task_state(out, inbound, inbound.data)
+    elif isinstance(inbound.data, SetDagRunState):
+        set_run_state(out, inbound, inbound.data)
+    elif isinstance(inbound.data, TriggerDagRun):
+        _on_trigger(out, inbound, inbound.data)
+    elif isinstance(inbound.data, SetDagPaused):
         data = inbound.data
-        if isinstance(data, TriggerDagRun):
-            _on_trigger(out, inbound, data, catalog)
-        elif isinstance(data, SetDagPaused):
-            if _is_paused(out.state, catalog) != data.is_paused:
-                out.emit(
-                    DagPauseChanged(
-                        dag_id=data.dag_id, is_paused=data.is_paused, changed_by=data.requested_by
-                    ),
-                    key=("DagPauseChanged", data.dag_id, inbound.id),
-                    correlation_id=None,
-                )
-        else:
-            out.state = evolve(out.state, inbound)
-    for run_id in sorted(out.state.runs):
-        run = out.state.runs[run_id]
-        if not run.finished:
-            _advance_run(out, run_id, catalog)
+        if _is_paused(out.state, catalog) != data.is_paused:
+            out.emit(
+                DagPauseChanged(
+                    dag_id=data.dag_id, is_paused=data.is_paused, changed_by=data.requested_by
+                ),
+                key=("DagPauseChanged", data.dag_id, inbound.id),
+                correlation_id=None,
+            )
+    else:
+        out.apply(inbound)
+    _settle(out)
     return Decision(
-        state=out.state, events=tuple(out.events), work=tuple(out.work), wake_at=out.wake_at
+        state=out.state,
+        events=tuple(out.events),
+        work=tuple(out.work),
+        wake_at=next_wake(out.state, catalog, zombie_timeout=zombie_timeout),
+        control=tuple(out.control),
     )
 
 
-# --------------------------------------------------------------------------- internals
-@dataclass
-class _Out:
-    """Accumulates emitted events, folding each into the state as it goes."""
-
-    state: DagState
-    now: datetime
-    cause: Envelope | None
-    events: list[Envelope] = field(default_factory=list)
-    work: list[Envelope] = field(default_factory=list)
-    wake_at: datetime | None = None
-
-    def emit(
-        self, data: BaseModel, *, key: tuple[object, ...], correlation_id: str | None
-    ) -> Envelope:
-        env = make_envelope(
-            data,
-            id=deterministic_id(*key),
-            source=SCHEDULER_SOURCE,
-            time=self.now,
-            aggregate_key=self.state.dag_id,
-            sequence=self.state.sequence + 1,
-            correlation_id=correlation_id,
-            causation_id=self.cause.id if self.cause else None,
-        )
-        self.events.append(env)
-        self.state = evolve(self.state, env)
-        return env
-
-    def wake(self, at: datetime) -> None:
-        if self.wake_at is None or at < self.wake_at:
-            self.wake_at = at
+# --------------------------------------------------------------------------- inbound
+def _on_tick(out: Outbox, tick: Tick) -> None:
+    if tick.full:
+        out.start = True
+        for run_id in sorted(out.state.active):
+            out.mark_full(run_id)
+        return
+    for run_id in sorted(out.state.active):
+        run = out.state.runs[run_id]
+        for key in sorted(run.timers):
+            out.mark_own(run_id, key)
+        for key, seen in sorted(run.beats.items()):
+            if out.now - seen >= out.zombie_timeout:
+                out.mark_own(run_id, key)
 
 
 def _is_paused(state: DagState, catalog: Catalog) -> bool:
@@ -142,15 +154,15 @@ def _is_paused(state: DagState, catalog: Catalog) -> bool:
     return bool(dag and dag.is_paused_upon_creation)
 
 
-def _on_trigger(out: _Out, cmd: Envelope, data: TriggerDagRun, catalog: Catalog) -> None:
+def _on_trigger(out: Outbox, cmd: Envelope, data: TriggerDagRun) -> None:
     existing = out.state.runs.get(data.run_id)
     if existing is not None and existing.command_id == cmd.id:
         return  # the same command, redelivered: already done
     reason: str | None = None
-    version_id = catalog.latest_version_id(data.dag_id)
+    version_id = out.catalog.latest_version_id(data.dag_id)
     if existing is not None:
         reason = f"a run with run_id {data.run_id!r} already exists"
-    elif version_id is None or catalog.get(version_id) is None:
+    elif version_id is None or out.catalog.get(version_id) is None:
         reason = f"DAG {data.dag_id!r} is not known to the scheduler"
     if reason is not None or version_id is None:
         out.emit(
@@ -178,198 +190,122 @@ def _on_trigger(out: _Out, cmd: Envelope, data: TriggerDagRun, catalog: Catalog)
     )
 
 
-def _advance_run(out: _Out, run_id: str, catalog: Catalog) -> None:
-    run = out.state.runs[run_id]
-    dag = catalog.get(run.version_id)
-    if dag is None:
-        # The run's version must exist (it was published before the run was queued);
-        # until the catalog has caught up there is nothing to decide.
-        return
-    ids = (run.dag_id, run.run_id)
-    if run.state == "queued":
-        if _is_paused(out.state, catalog) or _active_runs(out.state) >= dag.max_active_runs:
+# --------------------------------------------------------------------------- the loop
+def _settle(out: Outbox) -> None:
+    """Work through the dirty set until nothing more follows."""
+    while True:
+        if out.start:
+            out.start = False
+            _start_runs(out)
+        run_id = out.busy_run()
+        if run_id is not None:
+            _work_on(out, run_id)
+            continue
+        if out.finish:
+            _maybe_finish(out, pop_first(out.finish))
+            continue
+        if not out.start:
             return
+
+
+def _work_on(out: Outbox, run_id: str) -> None:
+    """Drain one run's dirty set: own states first (so a branch skips what it does not
+    follow before anyone evaluates those tasks' trigger rules), then the downstreams of
+    what finished, then trigger rules."""
+    own = out.own.setdefault(run_id, {})
+    finished = out.finished.setdefault(run_id, {})
+    deps = out.deps.setdefault(run_id, {})
+    run = out.state.runs.get(run_id)
+    dag = out.catalog.get(run.version_id) if run is not None else None
+    if run is None or dag is None or run.state != "running":
+        # Nothing to decide for a run that is queued or done, or whose DAG version the
+        # catalog does not have yet (a later full tick decides it).
+        out.full.pop(run_id, None)
+        own.clear()
+        finished.clear()
+        deps.clear()
+        return
+    topo = topology(dag)
+    if run_id in out.full:
+        del out.full[run_id]
+        for key in sorted(run.tasks, key=lambda k: (topo.order.get(k[0], -1), k[1])):
+            own[key] = None
+        for task_id in topo.order:
+            deps[task_id] = None
+    while own or finished or deps:
+        if own:
+            key = pop_first(own)
+            ti = out.state.runs[run_id].tasks.get(key)
+            if ti is not None:
+                own_step(out, run_id, topo, ti)
+        elif finished:
+            _touch_downstream(out, run_id, topo, pop_first(finished))
+        else:
+            task_id = pop_first(deps)
+            if task_id in topo.tasks:
+                evaluate_task(out, run_id, topo, task_id)
+
+
+def _touch_downstream(out: Outbox, run_id: str, topo: Topology, task_id: str) -> None:
+    if task_id not in topo.tasks:
+        return
+    for down in topo.downstreams[task_id]:
+        out.mark_deps(run_id, down)
+    for dependent in topo.setup_dependents(task_id):
+        out.mark_deps(run_id, dependent)
+    if len(out.state.active) > 1:
+        # Later runs' depends_on_past tasks (in their own DAG versions) may be waiting
+        # for this run. Queued runs are looked at in full when they start.
+        key = out.state.runs[run_id].order_key
+        for other_id in sorted(out.state.active):
+            other = out.state.runs[other_id]
+            if other.state != "running" or other.order_key <= key:
+                continue
+            other_dag = out.catalog.get(other.version_id)
+            for t in topology(other_dag).past_dependent if other_dag is not None else ():
+                out.mark_deps(other_id, t)
+
+
+# --------------------------------------------------------------------------- runs
+def _order(run: Run) -> tuple[datetime, datetime, str]:
+    return run.order_key
+
+
+def _start_runs(out: Outbox) -> None:
+    """Start queued runs, oldest first, while the DAG is unpaused and below
+    ``max_active_runs``."""
+    if _is_paused(out.state, out.catalog):
+        return
+    active = [out.state.runs[r] for r in out.state.active]
+    running = sum(1 for r in active if r.state == "running")
+    for run in sorted((r for r in active if r.state == "queued"), key=_order):
+        dag = out.catalog.get(run.version_id)
+        if dag is None or running >= dag.max_active_runs:
+            continue
         out.emit(
             DagRunStarted(dag_id=run.dag_id, run_id=run.run_id, start_date=out.now),
-            key=("DagRunStarted", *ids),
+            key=("DagRunStarted", run.dag_id, run.run_id),
             correlation_id=run.run_id,
         )
-    # Keep deciding until nothing changes: one finished task can unblock several.
-    progressed = True
-    while progressed:
-        progressed = False
-        run = out.state.runs[run_id]
-        for task in dag.tasks:
-            ti = run.tasks.get(task.task_id) or TaskInstance(task_id=task.task_id)
-            if _advance_task(out, run, dag, ti):
-                progressed = True
-                run = out.state.runs[run_id]
-    _maybe_finish(out, out.state.runs[run_id], dag)
+        running += 1
 
 
-def _advance_task(out: _Out, run: Run, dag: SerializedDag, ti: TaskInstance) -> bool:
-    """Emit what is due for one task instance. Returns True if something was emitted."""
-    task = dag.task(ti.task_id)
-    ref = {
-        "dag_id": run.dag_id,
-        "run_id": run.run_id,
-        "task_id": ti.task_id,
-        "map_index": ti.map_index,
-    }
-    ids = (run.dag_id, run.run_id, ti.task_id, ti.map_index)
-    if ti.state is None:
-        ups = [run.tasks.get(u) for u in task.upstream_task_ids]
-        up_states = [u.state if u else None for u in ups]
-        # Trigger rule all_success (the only rule so far), as Airflow evaluates it:
-        # any failed/upstream_failed upstream fails this one at once; a skipped one skips it.
-        if any(s in ("failed", "upstream_failed") for s in up_states):
-            out.emit(
-                TaskInstanceUpstreamFailed(**ref, at=out.now),
-                key=("UpstreamFailed", *ids),
-                correlation_id=run.run_id,
-            )
-            return True
-        if any(s == "skipped" for s in up_states):
-            out.emit(
-                TaskInstanceSkipped(**ref, at=out.now, reason="an upstream task was skipped"),
-                key=("Skipped", *ids),
-                correlation_id=run.run_id,
-            )
-            return True
-        if all(s == "success" for s in up_states):
-            _queue(out, run, dag, ti)
-            return True
-        return False
-    if ti.state == "attempt_failed":
-        if ti.retryable and ti.try_number <= task.retries:
-            delay = timedelta(seconds=task.retry_delay_seconds)
-            out.emit(
-                TaskInstanceUpForRetry(**ref, try_number=ti.try_number, retry_at=out.now + delay),
-                key=("UpForRetry", *ids, ti.try_number),
-                correlation_id=run.run_id,
-            )
-        else:
-            out.emit(
-                TaskInstanceFailed(
-                    **ref, try_number=ti.try_number, end_date=ti.end_date or out.now
-                ),
-                key=("TaskFailed", *ids, ti.try_number),
-                correlation_id=run.run_id,
-            )
-        return True
-    if ti.state == "up_for_retry" and ti.retry_at is not None:
-        if ti.retry_at <= out.now:
-            _queue(out, run, dag, ti)
-            return True
-        out.wake(ti.retry_at)
-    return False
-
-
-def _queue(out: _Out, run: Run, dag: SerializedDag, ti: TaskInstance) -> None:
-    task = dag.task(ti.task_id)
-    try_number = ti.try_number + 1
-    attempt = (run.dag_id, run.run_id, ti.task_id, ti.map_index, try_number)
-    queued = out.emit(
-        TaskInstanceQueued(
-            dag_id=run.dag_id,
-            run_id=run.run_id,
-            task_id=ti.task_id,
-            map_index=ti.map_index,
-            try_number=try_number,
-            queue=task.queue,
-            pool=task.pool,
-            priority_weight=task.priority_weight,
-            queued_when=out.now,
-        ),
-        key=("TaskInstanceQueued", *attempt),
-        correlation_id=run.run_id,
-    )
-    out.work.append(
-        work_item(
-            run, dag, ti.task_id, ti.map_index, try_number, now=out.now, causation_id=queued.id
-        )
-    )
-
-
-def work_item(
-    run: Run,
-    dag: SerializedDag,
-    task_id: str,
-    map_index: int,
-    try_number: int,
-    *,
-    now: datetime,
-    causation_id: str | None,
-) -> Envelope:
-    """The work item for one attempt. Its id depends only on the attempt, so a work item
-    re-sent after a crash is recognisably the same one."""
-    task = dag.task(task_id)
-    attempt = (run.dag_id, run.run_id, task_id, map_index, try_number)
-    # Airflow lets a task pull the XCom of any task of its run, not only its upstreams.
-    upstream_xcoms = {
-        t.task_id: t.return_value
-        for t in run.tasks.values()
-        if t.state == "success" and t.return_value is not None
-    }
-    return make_envelope(
-        RunTaskAttempt(
-            dag_id=run.dag_id,
-            run_id=run.run_id,
-            task_id=task_id,
-            map_index=map_index,
-            try_number=try_number,
-            version_id=run.version_id,
-            queue=task.queue,
-            conf=dict(run.conf),
-            logical_date=run.logical_date,
-            execution_timeout_seconds=task.execution_timeout_seconds,
-            upstream_xcoms=upstream_xcoms,
-        ),
-        id=deterministic_id("RunTaskAttempt", *attempt),
-        source=SCHEDULER_SOURCE,
-        time=now,
-        aggregate_key=run.dag_id,
-        correlation_id=run.run_id,
-        causation_id=causation_id,
-    )
-
-
-def queued_work(state: DagState, *, now: datetime, catalog: Catalog) -> tuple[Envelope, ...]:
-    """Work items of every attempt the log says is queued but not yet started.
-
-    After a crash the scheduler cannot know whether it sent these before dying; it checks
-    the work topic for each id and re-sends only what is missing (docs/adr/0003).
-    """
-    items: list[Envelope] = []
-    for run in state.runs.values():
-        dag = catalog.get(run.version_id)
-        if run.finished or dag is None:
-            continue
-        for ti in run.tasks.values():
-            if ti.state == "queued":
-                items.append(
-                    work_item(
-                        run,
-                        dag,
-                        ti.task_id,
-                        ti.map_index,
-                        ti.try_number,
-                        now=ti.queued_when or now,
-                        causation_id=None,
-                    )
-                )
-    return tuple(items)
-
-
-def _maybe_finish(out: _Out, run: Run, dag: SerializedDag) -> None:
-    if run.state != "running":
+def _maybe_finish(out: Outbox, run_id: str) -> None:
+    """Airflow's ``DagRun.update_state``: once every instance is done the run failed if an
+    effective leaf (teardowns aside) failed or is upstream_failed, else succeeded."""
+    run = out.state.runs.get(run_id)
+    if run is None or run.state != "running":
         return
-    tis: Mapping[str, TaskInstance] = run.tasks
-    if not all(t.task_id in tis and tis[t.task_id].finished for t in dag.tasks):
+    dag = out.catalog.get(run.version_id)
+    if dag is None:
         return
-    downstream_of: set[str] = {u for t in dag.tasks for u in t.upstream_task_ids}
-    leaves = [t.task_id for t in dag.tasks if t.task_id not in downstream_of]
-    failed = [tid for tid in leaves if tis[tid].state in ("failed", "upstream_failed")]
+    expected = len(dag.tasks) + sum(n - 1 for n in run.map_lengths.values() if n > 0)
+    if run.finished_instances < expected:
+        return
+    topo = topology(dag)
+    failed = [
+        t for t in topo.leaves if (c := run.counts.get(t)) and c.failed + c.upstream_failed > 0
+    ]
     ids = (run.dag_id, run.run_id)
     if failed:
         out.emit(
@@ -390,5 +326,30 @@ def _maybe_finish(out: _Out, run: Run, dag: SerializedDag) -> None:
         )
 
 
-def _active_runs(state: DagState) -> int:
-    return sum(1 for r in state.runs.values() if r.state == "running")
+def next_wake(
+    state: DagState, catalog: Catalog, *, zombie_timeout: timedelta = DEFAULT_ZOMBIE_TIMEOUT
+) -> datetime | None:
+    """The earliest timer of any unfinished run: a retry or reschedule coming due, a
+    reschedule-mode sensor's timeout, or the zombie deadline of a running attempt."""
+    wake: datetime | None = None
+    for run_id in state.active:
+        run = state.runs[run_id]
+        if run.beats:
+            deadline = min(run.beats.values()) + zombie_timeout
+            if wake is None or deadline < wake:
+                wake = deadline
+        if not run.timers:
+            continue
+        dag = catalog.get(run.version_id)
+        tasks = topology(dag).tasks if dag is not None else {}
+        for key in run.timers:
+            ti = run.tasks[key]
+            at = ti.retry_at if ti.state == "up_for_retry" else ti.reschedule_at
+            task = tasks.get(ti.task_id)
+            timeout = sensor_timeout(task) if task is not None else None
+            if ti.state == "up_for_reschedule" and timeout is not None and ti.first_poke_at:
+                deadline = ti.first_poke_at + timeout
+                at = deadline if at is None or deadline < at else at
+            if at is not None and (wake is None or at < wake):
+                wake = at
+    return wake

@@ -1,0 +1,1 @@
+"""The Airflow DAG corpus (examples/airflow) and what running each DAG must produce."""
