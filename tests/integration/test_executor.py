@@ -31,7 +31,6 @@ from ledgerflow.common.kafka_io import EventProducer, decode_record, ensure_topi
 from ledgerflow.common.settings import Settings
 from ledgerflow.common.topics import attempt_key
 from ledgerflow.executor import service
-from ledgerflow.executor.versions import topic_partitions
 
 pytestmark = pytest.mark.integration
 
@@ -201,6 +200,28 @@ async def read_topic(
         return seen
     finally:
         await consumer.stop()
+
+
+async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+    """The partition ids of ``topic`` (asked of the admin client: a consumer's metadata
+    only covers the topics it subscribed to)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                described = await admin.describe_topics([topic])
+                parts = sorted(
+                    p["partition"]
+                    for d in described
+                    if d.get("error_code") == 0
+                    for p in d.get("partitions", ())
+                )
+                if parts:
+                    return parts
+                await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
 
 
 def reports_for(events: list[Envelope], task_id: str) -> list[Envelope]:

@@ -25,6 +25,12 @@ SAMPLES = [
     ev.DagVersionPublished(
         dag_id="d", version_id="v", dag=DAG, source_code="x = 1\n", filename="d.py"
     ),
+    ev.DagDeleted(dag_id="d", deleted_by="admin"),
+    ev.DagRunDeleted(dag_id="d", run_id="r", deleted_by="admin"),
+    ev.DagFileImportFailed(
+        filename="d.py", message="invalid syntax", kind="syntax", lineno=3, stack_trace="..."
+    ),
+    ev.DagFileImported(filename="d.py", dag_ids=("d",)),
     ev.TriggerDagRun(dag_id="d", run_id="r", conf={"k": [1, 2]}, logical_date=T),
     ev.SetDagPaused(dag_id="d", is_paused=True),
     ev.DagPauseChanged(dag_id="d", is_paused=False),
@@ -37,16 +43,84 @@ SAMPLES = [
     ev.TaskInstanceUpForRetry(**REF, try_number=1, retry_at=T),
     ev.TaskInstanceFailed(**REF, try_number=2, end_date=T),
     ev.TaskInstanceUpstreamFailed(**REF, at=T),
-    ev.TaskInstanceSkipped(**REF, at=T),
+    ev.TaskInstanceSkipped(**REF, at=T, reason="trigger rule all_success: ..."),
+    ev.TaskInstanceFailedByScheduler(**REF, try_number=0, at=T, reason="cannot map over 42"),
+    ev.TaskInstanceMapExpanded(**REF, length=3, at=T),
     ev.TaskAttemptStarted(**REF, try_number=1, start_date=T, hostname="h", executor_id="e", pid=7),
     ev.TaskAttemptSucceeded(
-        **REF, try_number=1, end_date=T, return_value={"a": [1]}, executor_id="e"
+        **REF,
+        try_number=1,
+        end_date=T,
+        return_value={"a": [1]},
+        executor_id="e",
+        xcoms={"k": [1, "x"]},
+        follow_task_ids=("t2",),
+        short_circuit="direct",
+        rendered_fields={"bash_command": "echo 1"},
     ),
     ev.TaskAttemptFailed(**REF, try_number=1, end_date=T, error="E: x", executor_id="e"),
-    ev.RunTaskAttempt(**REF, try_number=1, version_id="v", queue="default"),
+    ev.TaskAttemptSkipped(**REF, try_number=1, end_date=T, reason="skip", executor_id="e"),
+    ev.TaskAttemptRescheduled(**REF, try_number=2, end_date=T, reschedule_date=T, executor_id="e"),
+    ev.RunTaskAttempt(
+        **REF,
+        try_number=1,
+        version_id="v",
+        queue="default",
+        xcoms=(ev.XComEntry(task_id="u", map_index=2, key="k", value={"x": 1}),),
+        run_type="scheduled",
+        data_interval_start=T,
+        data_interval_end=T,
+        map_length=4,
+    ),
     ev.TaskLogChunk(
         **REF, try_number=1, chunk=0, lines=(ev.LogLine(ts=T, stream="stdout", text="hi"),)
     ),
+    # issue 4: heartbeats, zombies, cancellation, clear and mark, pools
+    ev.TaskAttemptHeartbeat(**REF, try_number=1, executor_id="e", at=T),
+    ev.TaskAttemptZombie(
+        **REF, try_number=1, executor_id="e", last_heartbeat=T, at=T, reason="silent"
+    ),
+    ev.CancelTaskAttempt(**REF, try_number=1, reason="marked success", state="success"),
+    ev.ClearTaskInstances(
+        dag_id="d", run_ids=("r",), task_ids=("t", ("m", 2)), include_downstream=True
+    ),
+    ev.SetTaskInstanceState(dag_id="d", run_id="r", task_id="t", new_state="success"),
+    ev.SetDagRunState(dag_id="d", run_id="r", state="failed", requested_by="admin"),
+    ev.TaskInstanceCleared(**REF, try_number=2, at=T, cleared_by="admin"),
+    ev.TaskInstanceStateSet(**REF, try_number=1, state="skipped", at=T),
+    ev.DagRunStateSet(dag_id="d", run_id="r", state="queued", at=T),
+    ev.TaskInstanceScheduled(
+        **REF, try_number=1, pool="p", pool_slots=2, priority_weight=7, max_active_tasks=16, at=T
+    ),
+    ev.PoolSlotsGranted(**REF, try_number=1, pool="p", slots=2, at=T),
+    ev.PoolSet(name="p", slots=3, description="three"),
+    ev.PoolDeleted(name="p"),
+    # config facts
+    ev.VariableSet(key="k", value="gAAAA-ciphertext", description="d", is_secret=True),
+    ev.VariableDeleted(key="k", deleted_by="admin"),
+    ev.ConnectionSet(
+        conn_id="c", conn_type="postgres", host="h", schema="s", password="gAAAA-ct", port=5432
+    ),
+    ev.ConnectionDeleted(conn_id="c"),
+    # users and API keys
+    ev.UserCreated(
+        username="ada",
+        role="op",
+        password_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+        email="ada@example.com",
+        by="admin",
+    ),
+    ev.UserUpdated(username="ada", role="viewer", active=False, by="admin"),
+    ev.UserDeleted(username="ada", by="admin"),
+    ev.ApiKeyCreated(
+        key_id="0123abcd",
+        name="ci",
+        role="user",
+        secret_hash="$argon2id$...",
+        created_by="admin",
+        expires_at=T,
+    ),
+    ev.ApiKeyRevoked(key_id="0123abcd", revoked_by="admin"),
 ]
 
 

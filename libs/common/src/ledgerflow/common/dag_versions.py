@@ -82,7 +82,14 @@ class DagVersionCache:
     async def _run(self) -> None:
         assert self._consumer is not None
         while True:
-            batch = await self._consumer.getmany(timeout_ms=1000)
+            try:
+                batch = await self._consumer.getmany(timeout_ms=1000)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a broker hiccup must not end the reader for good
+                log.exception("reading DAG versions failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+                continue
             for tp, records in batch.items():
                 for record in records:
                     try:

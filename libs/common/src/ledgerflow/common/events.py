@@ -74,6 +74,54 @@ class DagVersionPublished(_Payload):
     dag: SerializedDag
     source_code: str
     filename: str
+    # Template files submitted with the DAG file (``.sql``/``.sh``/... next to it),
+    # keyed by their path relative to the DAG file's directory (ADR 0006).
+    extra_files: dict[str, str] = Field(default_factory=dict)
+    submitted_by: str | None = None
+
+
+class DagDeleted(_Payload):
+    """The API deleted a DAG (Airflow's ``DELETE /dags/{dag_id}``): its versions, runs,
+    task instances, logs and XComs leave the projection; the event log keeps them.
+
+    Published on the dags topic (ordered with the DAG's versions). The API first pauses
+    the DAG and fails its active runs with the usual commands, so the scheduler stops
+    scheduling it; a later ``DagVersionPublished`` brings the DAG back (paused)."""
+
+    type: Literal["DagDeleted"] = "DagDeleted"
+    dag_id: str
+    deleted_by: str | None = None
+
+
+class DagRunDeleted(_Payload):
+    """The API deleted one run (Airflow's ``DELETE .../dagRuns/{dag_run_id}``): its rows
+    leave the projection; the event log keeps its history."""
+
+    type: Literal["DagRunDeleted"] = "DagRunDeleted"
+    dag_id: str
+    run_id: str
+    deleted_by: str | None = None
+
+
+class DagFileImportFailed(_Payload):
+    """A submitted DAG file did not parse (Airflow's import error). Keyed by filename."""
+
+    type: Literal["DagFileImportFailed"] = "DagFileImportFailed"
+    filename: str
+    message: str
+    kind: str
+    lineno: int | None = None
+    stack_trace: str = ""
+    submitted_by: str | None = None
+
+
+class DagFileImported(_Payload):
+    """A submitted DAG file parsed: any import error recorded for it is resolved.
+    Keyed by filename, like :class:`DagFileImportFailed`."""
+
+    type: Literal["DagFileImported"] = "DagFileImported"
+    filename: str
+    dag_ids: tuple[str, ...] = ()
     submitted_by: str | None = None
 
 
@@ -97,6 +145,62 @@ class SetDagPaused(_Payload):
     type: Literal["SetDagPaused"] = "SetDagPaused"
     dag_id: str
     is_paused: bool
+    requested_by: str | None = None
+
+
+ClearableState = Literal["success", "failed", "skipped"]
+
+
+class ClearTaskInstances(_Payload):
+    """Command: run task instances again (Airflow's ``clearTaskInstances``).
+
+    The API resolves which runs are meant (``run_ids``); the scheduler selects the
+    instances in each with the same rules the API's dry run used
+    (``ledgerflow.common.core.selection``). ``task_ids`` entries are task ids (every
+    map index) or ``[task_id, map_index]`` pairs, as in Airflow; None means every task. A cleared instance runs again with
+    the next ``try_number`` and a fresh set of retries; a finished run is re-opened
+    (queued) as Airflow does; a running attempt is killed.
+    """
+
+    type: Literal["ClearTaskInstances"] = "ClearTaskInstances"
+    dag_id: str
+    run_ids: tuple[str, ...]
+    task_ids: tuple[str | tuple[str, int], ...] | None = None
+    only_failed: bool = False
+    only_running: bool = False
+    include_upstream: bool = False
+    include_downstream: bool = False
+    reset_dag_runs: bool = True
+    requested_by: str | None = None
+
+
+class SetTaskInstanceState(_Payload):
+    """Command: mark task instances (Airflow's PATCH task instance ``new_state``).
+
+    ``map_indexes`` None: every map index of the task. ``include_future``/``include_past``
+    extend to the same task in later/earlier runs (by logical date). A running attempt
+    of a marked instance is killed; its late report does not override the mark."""
+
+    type: Literal["SetTaskInstanceState"] = "SetTaskInstanceState"
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_indexes: tuple[int, ...] | None = None
+    new_state: ClearableState
+    include_upstream: bool = False
+    include_downstream: bool = False
+    include_future: bool = False
+    include_past: bool = False
+    requested_by: str | None = None
+
+
+class SetDagRunState(_Payload):
+    """Command: mark a run success, failed or queued (Airflow's PATCH dag run)."""
+
+    type: Literal["SetDagRunState"] = "SetDagRunState"
+    dag_id: str
+    run_id: str
+    state: Literal["success", "failed", "queued"]
     requested_by: str | None = None
 
 
@@ -184,10 +288,106 @@ class TaskInstanceUpstreamFailed(_TaskRef):
     at: datetime
 
 
+class TaskInstanceMapExpanded(_TaskRef):
+    """A mapped task's upstream XComs are known: it has ``length`` map indexes
+    (0 .. length-1). Written once per task per run with ``map_index=-1``."""
+
+    type: Literal["TaskInstanceMapExpanded"] = "TaskInstanceMapExpanded"
+    length: int = Field(ge=0)
+    at: datetime
+
+
 class TaskInstanceSkipped(_TaskRef):
+    """Skipped by the scheduler: a trigger rule, a branch or short-circuit upstream, a
+    mapped task with zero indexes, a ``soft_fail`` sensor timing out (``reason``)."""
+
     type: Literal["TaskInstanceSkipped"] = "TaskInstanceSkipped"
     at: datetime
     reason: str | None = None
+
+
+class TaskInstanceFailedByScheduler(_TaskRef):
+    """The scheduler failed a task instance without an attempt failing: a
+    reschedule-mode sensor ran out of ``timeout`` (no retry, as in Airflow), or a mapped
+    task's upstream value cannot be mapped over. ``try_number`` is the last attempt's
+    (0 when none ran); ``reason`` says what happened."""
+
+    type: Literal["TaskInstanceFailedByScheduler"] = "TaskInstanceFailedByScheduler"
+    try_number: int = Field(ge=0)
+    at: datetime
+    reason: str
+
+
+class TaskAttemptZombie(_AttemptRef):
+    """The attempt's executor stopped heartbeating: the scheduler failed the attempt
+    (Airflow's zombie task) and retries it per its retries, on any executor. A late
+    report of the attempt is dropped by its ``try_number``."""
+
+    type: Literal["TaskAttemptZombie"] = "TaskAttemptZombie"
+    executor_id: str | None = None
+    last_heartbeat: datetime
+    at: datetime
+    reason: str
+
+
+class TaskInstanceCleared(_TaskRef):
+    """A user cleared the instance: it is back to no state and runs again with the next
+    ``try_number`` (``try_number`` here is the last attempt's, 0 if none ran) and a
+    fresh set of retries."""
+
+    type: Literal["TaskInstanceCleared"] = "TaskInstanceCleared"
+    try_number: int = Field(ge=0)
+    at: datetime
+    cleared_by: str | None = None
+
+
+class TaskInstanceStateSet(_TaskRef):
+    """A user marked the instance ``state`` (its last attempt was ``try_number``, 0 if
+    none ran). A running attempt is killed; its report is dropped."""
+
+    type: Literal["TaskInstanceStateSet"] = "TaskInstanceStateSet"
+    try_number: int = Field(ge=0)
+    state: ClearableState
+    at: datetime
+    set_by: str | None = None
+
+
+class DagRunStateSet(_Payload):
+    """A user marked the run (``success``/``failed``), or re-opened it (``queued``:
+    after a clear or a mark, the run is scheduled again)."""
+
+    type: Literal["DagRunStateSet"] = "DagRunStateSet"
+    dag_id: str
+    run_id: str
+    state: Literal["success", "failed", "queued"]
+    at: datetime
+    set_by: str | None = None
+
+
+class TaskInstanceScheduled(_AttemptRef):
+    """The instance may run (its trigger rule and ``depends_on_past`` allow it) and
+    waits for the pool arbiter (ADR 0011) to grant attempt ``try_number`` its slots
+    within its pool and concurrency limits (Airflow's ``scheduled`` state).
+    ``priority_weight`` is the effective weight (after ``weight_rule``)."""
+
+    type: Literal["TaskInstanceScheduled"] = "TaskInstanceScheduled"
+    pool: str = "default_pool"
+    pool_slots: int = Field(default=1, ge=1)
+    priority_weight: int = 1
+    max_active_tasks: int | None = None
+    max_active_tis_per_dag: int | None = None
+    max_active_tis_per_dagrun: int | None = None
+    at: datetime
+
+
+class PoolSlotsGranted(_AttemptRef):
+    """The pool arbiter (ADR 0011) gave attempt ``try_number`` its slots: the scheduler
+    owning the DAG queues it. Written by ``ledgerflow/pools`` to the run log."""
+
+    type: Literal["PoolSlotsGranted"] = "PoolSlotsGranted"
+    pool: str
+    slots: int = Field(ge=1)
+    at: datetime
 
 
 # --------------------------------------------------------------------------- run log: executor reports
@@ -202,9 +402,46 @@ class TaskAttemptStarted(_AttemptRef):
 
 
 class TaskAttemptSucceeded(_AttemptRef):
+    """The attempt succeeded.
+
+    - ``return_value``: the ``return_value`` XCom (None if the task pushed none);
+      ``xcoms``: every other key the task pushed (``ti.xcom_push``).
+    - ``follow_task_ids``: set by branch operators: the downstream tasks to follow
+      (the other direct downstreams are skipped). None for non-branching tasks.
+    - ``short_circuit``: set by short-circuit operators whose condition was falsy:
+      ``"all"`` skips every downstream task (``ignore_downstream_trigger_rules=True``),
+      ``"direct"`` skips only direct downstreams and lets trigger rules decide the rest.
+    - ``rendered_fields``: the task's template fields after rendering (for the UI).
+    """
+
     type: Literal["TaskAttemptSucceeded"] = "TaskAttemptSucceeded"
     end_date: datetime
     return_value: Any = None
+    executor_id: str
+    xcoms: dict[str, Any] = Field(default_factory=dict)
+    follow_task_ids: tuple[str, ...] | None = None
+    short_circuit: Literal["direct", "all"] | None = None
+    rendered_fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskAttemptSkipped(_AttemptRef):
+    """The attempt ended the task instance as skipped (``AirflowSkipException``, a bash
+    exit code 99, a ``soft_fail`` sensor timing out)."""
+
+    type: Literal["TaskAttemptSkipped"] = "TaskAttemptSkipped"
+    end_date: datetime
+    reason: str | None = None
+    executor_id: str
+    rendered_fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskAttemptRescheduled(_AttemptRef):
+    """A reschedule-mode sensor poked, found nothing, and asks to be run again at
+    ``reschedule_date`` (Airflow's ``up_for_reschedule``)."""
+
+    type: Literal["TaskAttemptRescheduled"] = "TaskAttemptRescheduled"
+    end_date: datetime
+    reschedule_date: datetime
     executor_id: str
 
 
@@ -218,9 +455,42 @@ class TaskAttemptFailed(_AttemptRef):
     error_type: str | None = None
     retryable: bool = True
     executor_id: str
+    rendered_fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskAttemptHeartbeat(_AttemptRef):
+    """The attempt is still running on ``executor_id`` (sent every
+    ``LEDGERFLOW_HEARTBEAT_INTERVAL_SECONDS``). Its id is not deterministic per attempt:
+    each heartbeat is a new fact."""
+
+    type: Literal["TaskAttemptHeartbeat"] = "TaskAttemptHeartbeat"
+    executor_id: str
+    at: datetime
+
+
+# --------------------------------------------------------------------------- control
+class CancelTaskAttempt(_AttemptRef):
+    """Control message: kill this attempt if you run it (on ``<prefix>.control``, read
+    by every executor). ``state`` is what the executor reports the attempt as after
+    the kill (what the user asked for; ``cleared`` and ``zombie`` report a failure);
+    the scheduler has already decided the instance's state, so the report is only the
+    attempt's end in its log."""
+
+    type: Literal["CancelTaskAttempt"] = "CancelTaskAttempt"
+    reason: str
+    state: Literal["success", "failed", "skipped", "cleared", "zombie"] = "failed"
 
 
 # --------------------------------------------------------------------------- work items
+class XComEntry(_Payload):
+    """One XCom value of a task instance of the same run."""
+
+    task_id: str
+    map_index: int = -1
+    key: str = "return_value"
+    value: Any = None
+
+
 class RunTaskAttempt(_AttemptRef):
     """Work item: run this attempt. Sent to ``<prefix>.work.<queue>``."""
 
@@ -230,8 +500,16 @@ class RunTaskAttempt(_AttemptRef):
     conf: dict[str, Any] = Field(default_factory=dict)
     logical_date: datetime | None = None
     execution_timeout_seconds: float | None = None
-    # XCom return values of the run's finished tasks, so the task need not ask anyone.
+    # Deprecated (schema 1 readers): return values by task id. Use ``xcoms``.
     upstream_xcoms: dict[str, Any] = Field(default_factory=dict)
+    # Every XCom (all keys, all map indexes) of the task's upstream closure (its
+    # ancestors), so the task need not ask anyone (ADR 0006).
+    xcoms: tuple[XComEntry, ...] = ()
+    run_type: str = "manual"
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+    # For mapped tasks: the number of map indexes (the runner needs no more than that).
+    map_length: int | None = None
 
 
 # --------------------------------------------------------------------------- logs
@@ -249,10 +527,150 @@ class TaskLogChunk(_AttemptRef):
     lines: tuple[LogLine, ...]
 
 
+# --------------------------------------------------------------------------- config facts
+# On ``<prefix>.config`` (one partition), keyed ``variable:<key>`` /
+# ``connection:<conn_id>``; written by the API (ADR 0006). Secret fields hold Fernet
+# ciphertext (``LEDGERFLOW_FERNET_KEY``), never plaintext.
+class VariableSet(_Payload):
+    """A variable was created or replaced. ``value`` is the Fernet ciphertext of its
+    string value (JSON values are stored as their JSON text, as Airflow does).
+    ``is_secret`` hides the value like a sensitive key does (ledgerflow's addition)."""
+
+    type: Literal["VariableSet"] = "VariableSet"
+    key: str = Field(min_length=1)
+    value: str
+    is_encrypted: bool = True
+    description: str | None = None
+    is_secret: bool = False
+    set_by: str | None = None
+
+
+class VariableDeleted(_Payload):
+    type: Literal["VariableDeleted"] = "VariableDeleted"
+    key: str = Field(min_length=1)
+    deleted_by: str | None = None
+
+
+class ConnectionSet(_Payload):
+    """A connection was created or replaced. ``password`` and ``extra`` (Airflow's JSON
+    text) are Fernet ciphertext or null. ``schema`` keeps Airflow's field name on the
+    wire; in Python it is ``schema_`` (``schema`` would shadow pydantic's)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    type: Literal["ConnectionSet"] = "ConnectionSet"
+    conn_id: str = Field(min_length=1)
+    conn_type: str
+    description: str | None = None
+    host: str | None = None
+    schema_: str | None = Field(default=None, alias="schema")
+    login: str | None = None
+    password: str | None = None
+    port: int | None = None
+    extra: str | None = None
+    set_by: str | None = None
+
+
+class ConnectionDeleted(_Payload):
+    type: Literal["ConnectionDeleted"] = "ConnectionDeleted"
+    conn_id: str = Field(min_length=1)
+    deleted_by: str | None = None
+
+
+class PoolSet(_Payload):
+    """A pool was created or changed (key ``pool:<name>``). ``default_pool`` has 128
+    slots until set. ``include_deferred`` is kept for Airflow parity (nothing defers)."""
+
+    type: Literal["PoolSet"] = "PoolSet"
+    name: str = Field(min_length=1, max_length=256)
+    slots: int = Field(ge=-1, description="-1: unlimited (Airflow's convention)")
+    description: str | None = None
+    include_deferred: bool = False
+    set_by: str | None = None
+
+
+class PoolDeleted(_Payload):
+    type: Literal["PoolDeleted"] = "PoolDeleted"
+    name: str = Field(min_length=1)
+    deleted_by: str | None = None
+
+
+# --------------------------------------------------------------------------- users and API keys
+# Also on ``<prefix>.config``, keyed ``user:<username>`` / ``apikey:<key_id>``; written by
+# the API (``/api/v2/users``, ``/api/v2/apiKeys``). Secrets are argon2id hashes (PHC
+# strings), never the password or key itself.
+Role = Literal["viewer", "user", "op", "admin"]
+"""Access roles, weakest first: each role may do everything the one before it may."""
+
+ROLES: tuple[Role, ...] = ("viewer", "user", "op", "admin")
+
+
+class UserCreated(_Payload):
+    """A user account was created. ``password_hash`` is an argon2id hash (null: the user
+    cannot log in with a password). ``by`` is who created it."""
+
+    type: Literal["UserCreated"] = "UserCreated"
+    username: str = Field(min_length=1)
+    role: Role
+    password_hash: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    active: bool = True
+    by: str | None = None
+
+
+class UserUpdated(_Payload):
+    """A user account changed: the payload is the account's whole new state (so the
+    last ``UserCreated``/``UserUpdated`` of a key is the account)."""
+
+    type: Literal["UserUpdated"] = "UserUpdated"
+    username: str = Field(min_length=1)
+    role: Role
+    password_hash: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    active: bool = True
+    by: str | None = None
+
+
+class UserDeleted(_Payload):
+    type: Literal["UserDeleted"] = "UserDeleted"
+    username: str = Field(min_length=1)
+    by: str | None = None
+
+
+class ApiKeyCreated(_Payload):
+    """An API key for an integration. The key itself (``lfk_<key_id>_<secret>``) is
+    shown once to its creator; only the argon2id hash of the secret is kept."""
+
+    type: Literal["ApiKeyCreated"] = "ApiKeyCreated"
+    key_id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    role: Role
+    secret_hash: str
+    created_by: str | None = None
+    expires_at: datetime | None = None
+
+
+class ApiKeyRevoked(_Payload):
+    type: Literal["ApiKeyRevoked"] = "ApiKeyRevoked"
+    key_id: str = Field(min_length=1)
+    revoked_by: str | None = None
+
+
 Payload = Annotated[
     DagVersionPublished
+    | DagDeleted
+    | DagRunDeleted
+    | DagFileImportFailed
+    | DagFileImported
     | TriggerDagRun
     | SetDagPaused
+    | ClearTaskInstances
+    | SetTaskInstanceState
+    | SetDagRunState
     | DagPauseChanged
     | DagRunQueued
     | DagRunStarted
@@ -264,17 +682,52 @@ Payload = Annotated[
     | TaskInstanceFailed
     | TaskInstanceUpstreamFailed
     | TaskInstanceSkipped
+    | TaskInstanceMapExpanded
+    | TaskInstanceFailedByScheduler
+    | TaskAttemptZombie
+    | TaskInstanceCleared
+    | TaskInstanceStateSet
+    | DagRunStateSet
+    | TaskInstanceScheduled
+    | PoolSlotsGranted
     | TaskAttemptStarted
     | TaskAttemptSucceeded
     | TaskAttemptFailed
+    | TaskAttemptSkipped
+    | TaskAttemptRescheduled
+    | TaskAttemptHeartbeat
+    | CancelTaskAttempt
     | RunTaskAttempt
-    | TaskLogChunk,
+    | TaskLogChunk
+    | VariableSet
+    | VariableDeleted
+    | ConnectionSet
+    | ConnectionDeleted
+    | PoolSet
+    | PoolDeleted
+    | UserCreated
+    | UserUpdated
+    | UserDeleted
+    | ApiKeyCreated
+    | ApiKeyRevoked,
     Field(discriminator="type"),
 ]
 """Every payload ledgerflow writes, discriminated by ``type``."""
 
-Command = TriggerDagRun | SetDagPaused
-ExecutorReport = TaskAttemptStarted | TaskAttemptSucceeded | TaskAttemptFailed
+Command = TriggerDagRun | SetDagPaused | ClearTaskInstances | SetTaskInstanceState | SetDagRunState
+PoolEvent = PoolSet | PoolDeleted
+UserEvent = UserCreated | UserUpdated | UserDeleted | ApiKeyCreated | ApiKeyRevoked
+ConfigEvent = (
+    VariableSet | VariableDeleted | ConnectionSet | ConnectionDeleted | PoolEvent | UserEvent
+)
+ExecutorReport = (
+    TaskAttemptStarted
+    | TaskAttemptSucceeded
+    | TaskAttemptFailed
+    | TaskAttemptSkipped
+    | TaskAttemptRescheduled
+    | TaskAttemptHeartbeat
+)
 RunLogEvent = (
     DagPauseChanged
     | DagRunQueued
@@ -287,15 +740,33 @@ RunLogEvent = (
     | TaskInstanceFailed
     | TaskInstanceUpstreamFailed
     | TaskInstanceSkipped
+    | TaskInstanceMapExpanded
+    | TaskInstanceFailedByScheduler
+    | TaskAttemptZombie
+    | TaskInstanceCleared
+    | TaskInstanceStateSet
+    | DagRunStateSet
+    | TaskInstanceScheduled
+    | PoolSlotsGranted
     | TaskAttemptStarted
     | TaskAttemptSucceeded
     | TaskAttemptFailed
+    | TaskAttemptSkipped
+    | TaskAttemptRescheduled
+    | TaskAttemptHeartbeat
 )
 
 PAYLOAD_TYPES: tuple[type[BaseModel], ...] = (
     DagVersionPublished,
+    DagDeleted,
+    DagRunDeleted,
+    DagFileImportFailed,
+    DagFileImported,
     TriggerDagRun,
     SetDagPaused,
+    ClearTaskInstances,
+    SetTaskInstanceState,
+    SetDagRunState,
     DagPauseChanged,
     DagRunQueued,
     DagRunStarted,
@@ -307,11 +778,34 @@ PAYLOAD_TYPES: tuple[type[BaseModel], ...] = (
     TaskInstanceFailed,
     TaskInstanceUpstreamFailed,
     TaskInstanceSkipped,
+    TaskInstanceMapExpanded,
+    TaskInstanceFailedByScheduler,
+    TaskAttemptZombie,
+    TaskInstanceCleared,
+    TaskInstanceStateSet,
+    DagRunStateSet,
+    TaskInstanceScheduled,
+    PoolSlotsGranted,
     TaskAttemptStarted,
     TaskAttemptSucceeded,
     TaskAttemptFailed,
+    TaskAttemptSkipped,
+    TaskAttemptRescheduled,
+    TaskAttemptHeartbeat,
+    CancelTaskAttempt,
     RunTaskAttempt,
     TaskLogChunk,
+    VariableSet,
+    VariableDeleted,
+    ConnectionSet,
+    ConnectionDeleted,
+    PoolSet,
+    PoolDeleted,
+    UserCreated,
+    UserUpdated,
+    UserDeleted,
+    ApiKeyCreated,
+    ApiKeyRevoked,
 )
 
 

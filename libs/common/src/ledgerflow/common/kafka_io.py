@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 from aiokafka.errors import TopicAlreadyExistsError  # type: ignore[import-untyped]
+from aiokafka.helpers import create_ssl_context
 from ledgerflow.common.events import CONTENT_TYPE, Envelope, MalformedMessage, decode, encode
 from ledgerflow.common.settings import Settings
 from opentelemetry import propagate
@@ -26,10 +27,39 @@ RETENTION_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
 DLQ_HEADER_PREFIX = "ledgerflow-dlq-"
 
 
+def kafka_client_kwargs(settings: Settings) -> dict[str, Any]:
+    """Where the brokers are and how to talk to them: the keyword arguments every aiokafka
+    client takes alike (``AIOKafkaProducer``, ``AIOKafkaConsumer``, ``AIOKafkaAdminClient``).
+
+    Build every client from this (``AIOKafkaAdminClient(**kafka_client_kwargs(s))``) so
+    that TLS and SASL settings reach all of them. SCRAM takes aiokafka's
+    ``sasl_plain_username``/``sasl_plain_password`` too. The TLS context is made per call
+    so a rotated certificate file is picked up by the next client.
+    """
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        key_password = settings.kafka_ssl_key_password
+        kwargs["ssl_context"] = create_ssl_context(
+            cafile=settings.kafka_ssl_cafile,
+            certfile=settings.kafka_ssl_certfile,
+            keyfile=settings.kafka_ssl_keyfile,
+            password=key_password.get_secret_value() if key_password else None,
+        )
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        kwargs["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        kwargs["sasl_plain_username"] = settings.kafka_sasl_username
+        kwargs["sasl_plain_password"] = password.get_secret_value() if password else None
+    return kwargs
+
+
 def consumer_config(settings: Settings) -> dict[str, Any]:
     """Common aiokafka consumer settings: woken by data, not by a poll interval."""
     return {
-        "bootstrap_servers": settings.kafka_bootstrap,
+        **kafka_client_kwargs(settings),
         "fetch_max_wait_ms": 5,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
@@ -63,8 +93,17 @@ async def ensure_topics(settings: Settings, *, queues: Iterable[str] = ("default
         )
     )
     wanted.append(
+        NewTopic(t.config, 1, settings.replication_factor, topic_configs=dict(RETENTION_FOREVER))
+    )
+    wanted.append(
         NewTopic(
             t.dead_letters, 1, settings.replication_factor, topic_configs=dict(RETENTION_FOREVER)
+        )
+    )
+    # Cancels are instructions for attempts running now: a day is plenty.
+    wanted.append(
+        NewTopic(
+            t.control, 1, settings.replication_factor, topic_configs={"retention.ms": "86400000"}
         )
     )
     for q in queues:
@@ -77,7 +116,7 @@ async def ensure_topics(settings: Settings, *, queues: Iterable[str] = ("default
                 topic_configs={"retention.ms": str(7 * 24 * 3600 * 1000)},
             )
         )
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -159,7 +198,7 @@ class EventProducer:
         if self._producer is not None:
             return
         producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
+            **kafka_client_kwargs(self._settings),
             client_id=self._client_id,
             acks="all",
             linger_ms=0,
@@ -251,5 +290,6 @@ __all__ = [
     "decode_record",
     "derived_traceparent",
     "ensure_topics",
+    "kafka_client_kwargs",
     "traceparent_of",
 ]

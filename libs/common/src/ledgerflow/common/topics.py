@@ -37,6 +37,20 @@ class Topics:
         return f"{self.prefix}.logs"
 
     @property
+    def config(self) -> str:
+        """Variables, connections and pools (``VariableSet``, ``ConnectionSet``, ...),
+        keyed by ``variable:<key>`` / ``connection:<conn_id>`` / ``pool:<name>``. One
+        partition, so every reader sees one order (ADR 0006)."""
+        return f"{self.prefix}.config"
+
+    @property
+    def control(self) -> str:
+        """Control messages to every executor (``CancelTaskAttempt``). One partition; each
+        executor reads it without a consumer group from the latest offset at start (a
+        cancel sent while an executor restarts is moot: its attempts are zombies)."""
+        return f"{self.prefix}.control"
+
+    @property
     def dead_letters(self) -> str:
         """Messages no consumer could read, with the reason in headers."""
         return f"{self.prefix}.dlq"
@@ -48,7 +62,7 @@ class Topics:
     @property
     def event_topics(self) -> tuple[str, ...]:
         """Topics the projector reads (everything but work items and dead letters)."""
-        return (self.dags, self.commands, self.runs, self.logs)
+        return (self.dags, self.commands, self.runs, self.logs, self.config)
 
 
 def attempt_key(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:

@@ -1,39 +1,58 @@
 """One task attempt from work item to acknowledged report.
 
 Order of events for an attempt: ``TaskAttemptStarted`` (with the child's pid and the
-executor's clock), log chunks while it runs, then ``TaskAttemptSucceeded`` or
-``TaskAttemptFailed``. :func:`run_attempt` returns only once the final report is
-acknowledged by the broker; only then may the work item's offset be committed.
+executor's clock), log chunks while it runs, then one final report:
+``TaskAttemptSucceeded``, ``TaskAttemptSkipped``, ``TaskAttemptRescheduled`` or
+``TaskAttemptFailed`` (ADR 0006, "runner protocol"). The work item's offset may be
+committed once ``TaskAttemptStarted`` is acknowledged (``AttemptHandle.on_started``):
+from then on a dead executor's attempt is the zombie detector's to retry, with the next
+try number, and is never run twice under the same one (docs/adr/0010). An attempt that
+ends before it starts is settled when its report is acknowledged, which is when
+:func:`run_attempt` returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
+from ledgerflow.common.dag_versions import DagVersionCache
 from ledgerflow.common.events import (
+    DagVersionPublished,
     Envelope,
     RunTaskAttempt,
     TaskAttemptFailed,
+    TaskAttemptRescheduled,
+    TaskAttemptSkipped,
     TaskAttemptStarted,
     TaskAttemptSucceeded,
     deterministic_id,
     make_envelope,
 )
 from ledgerflow.executor.child import RUNNER_ARGV, Outcome, TaskProcess
+from ledgerflow.executor.config_cache import ConfigCache
+from ledgerflow.executor.forkserver import ForkServer
 from ledgerflow.executor.logstream import DEFAULT_CAP_BYTES, AttemptLogStream
-from ledgerflow.executor.versions import DagVersionCache
+from ledgerflow.executor.task_api import TaskApiAccess
 
 log = logging.getLogger(__name__)
 
 SOURCE = "ledgerflow/executor"
-MAX_RETURN_VALUE_BYTES = 512 * 1024
+DEFAULT_XCOM_MAX_BYTES = 256 * 1024  # Settings.xcom_max_bytes's default
+# Like Airflow's [core] max_templated_field_length: a rendered field longer than this
+# (as JSON) is shown truncated; it is for display only.
+RENDERED_FIELD_MAX_CHARS = 4096
+
+FinalReport: TypeAlias = (
+    TaskAttemptSucceeded | TaskAttemptSkipped | TaskAttemptRescheduled | TaskAttemptFailed
+)
 
 
 def _now() -> datetime:
@@ -54,6 +73,14 @@ class AttemptContext:
     log_cap_bytes: int = DEFAULT_CAP_BYTES
     runner_argv: Sequence[str] = RUNNER_ARGV
     clock: Callable[[], datetime] = _now
+    xcom_max_bytes: int = DEFAULT_XCOM_MAX_BYTES
+    # Variables and connections for the request, and the masker of their secrets.
+    config: ConfigCache | None = None
+    # Warm process attempts are forked from (ADR 0008); None: a fresh interpreter each.
+    fork_server: ForkServer | None = None
+    memory_limit_bytes: int | None = None
+    # Where tasks reach the API and the key their tokens are signed with (None: no token).
+    task_api: TaskApiAccess | None = None
 
 
 class AttemptEnd(enum.Enum):
@@ -63,11 +90,24 @@ class AttemptEnd(enum.Enum):
 
 @dataclass
 class AttemptHandle:
-    """Lets the service abort a running attempt (shutdown after the grace period)."""
+    """Lets the service abort a running attempt (shutdown after the grace period) or
+    cancel it (a ``CancelTaskAttempt``), and learn when its start is acknowledged.
+
+    ``cancel_state`` is what the attempt is reported as once killed: what the user asked
+    for (``success``/``skipped``), else a non-retryable failure. The scheduler decided the
+    instance's state already; the report only ends the attempt in its log.
+    """
 
     abort_reason: str | None = None
     process: TaskProcess | None = None
+    cancel_state: str | None = None
+    # Set when the work item is poison (its DAG version never appeared): the service
+    # dead-letters it with this reason besides reporting the failure.
+    poison: str | None = None
+    on_started: Callable[[], None] | None = None
+    started: bool = False
     _aborted: asyncio.Event = field(default_factory=asyncio.Event)
+    _cancel_grace: float = 5.0
 
     def abort(self, reason: str) -> None:
         if self.abort_reason is None:
@@ -75,6 +115,30 @@ class AttemptHandle:
             self._aborted.set()
             if self.process is not None:
                 self.process.abort(reason)
+
+    def cancel(self, reason: str, *, state: str, grace: float) -> None:
+        """SIGTERM the attempt, SIGKILL after ``grace``; report it as ``state``."""
+        if self.abort_reason is None:
+            self.abort_reason = reason
+            self.cancel_state = state
+            self._cancel_grace = grace
+            self._aborted.set()
+            if self.process is not None:
+                self.process.cancel(reason, grace)
+
+    def mark_started(self) -> None:
+        self.started = True
+        if self.on_started is not None:
+            self.on_started()
+
+
+def cancelled_outcome(state: str, reason: str) -> Outcome:
+    """What a cancelled attempt is reported as (see :class:`AttemptHandle`)."""
+    if state == "success":
+        return Outcome("success")
+    if state == "skipped":
+        return Outcome("skipped", reason=reason)
+    return Outcome("failed", error=reason, error_type="TaskCancelled", retryable=False)
 
 
 def _ids(kind: str, item: RunTaskAttempt) -> str:
@@ -133,38 +197,132 @@ async def send_until_acked(
             delay = min(delay * 2, 5.0)
 
 
-def runner_payload(item: RunTaskAttempt, source: str, filename: str) -> dict[str, Any]:
-    """The JSON the task runner reads on stdin (docs/CONTRACTS-dev.md)."""
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def runner_payload(
+    item: RunTaskAttempt, version: DagVersionPublished, *, xcom_max_bytes: int
+) -> dict[str, Any]:
+    """The request the task runner reads on stdin (ADR 0006, "runner protocol").
+
+    ``variables`` and ``connections`` start empty: the executor's config cache fills in
+    what the task may see (see :func:`run_attempt`).
+    """
+    try:
+        retries = version.dag.task(item.task_id).retries
+    except KeyError:  # the runner reports a task missing from the file itself
+        retries = 0
+    # Deprecated return-value-by-task-id view, for runners older than ADR 0006.
+    upstream = dict(item.upstream_xcoms) or {
+        x.task_id: x.value for x in item.xcoms if x.key == "return_value" and x.map_index == -1
+    }
     return {
-        "source": source,
-        "filename": filename,
+        "source": version.source_code,
+        "filename": version.filename,
+        "extra_files": dict(version.extra_files),
         "dag_id": item.dag_id,
         "task_id": item.task_id,
         "run_id": item.run_id,
         "map_index": item.map_index,
+        "map_length": item.map_length,
         "try_number": item.try_number,
+        "max_tries": retries + 1,
         "conf": item.conf,
-        "logical_date": item.logical_date.isoformat() if item.logical_date else None,
-        "upstream_xcoms": item.upstream_xcoms,
+        "logical_date": _iso(item.logical_date),
+        "data_interval_start": _iso(item.data_interval_start),
+        "data_interval_end": _iso(item.data_interval_end),
+        "run_type": item.run_type,
+        "xcoms": [x.model_dump(mode="json") for x in item.xcoms],
+        "upstream_xcoms": upstream,
+        "variables": {},
+        "connections": {},
+        "xcom_max_bytes": xcom_max_bytes,
     }
 
 
-def _bounded(outcome: Outcome) -> Outcome:
-    """A return value too large for the run log fails the attempt (it can't be stored)."""
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")).encode())
+
+
+def bound_xcoms(outcome: Outcome, xcom_max_bytes: int) -> Outcome:
+    """XComs larger than ``xcom_max_bytes`` (JSON, all keys together) fail the attempt
+    with a message naming the size and the limit; nothing is truncated (ADR 0006)."""
     if outcome.status != "success":
         return outcome
-    size = len(json.dumps(outcome.return_value))
-    if size > MAX_RETURN_VALUE_BYTES:
-        return Outcome(
-            "failed",
-            error=(
-                f"the task's return value is {size} bytes of JSON; the limit is "
-                f"{MAX_RETURN_VALUE_BYTES} bytes (store large data elsewhere)"
-            ),
-            error_type="XComTooLarge",
-            retryable=False,
+    size = _json_size({"return_value": outcome.return_value, **outcome.xcoms})
+    if size <= xcom_max_bytes:
+        return outcome
+    return Outcome(
+        "failed",
+        error=(
+            f"the task's XComs are {size} bytes of JSON; the limit is {xcom_max_bytes} "
+            f"bytes (LEDGERFLOW_XCOM_MAX_BYTES): store large data elsewhere and push a "
+            f"reference to it"
+        ),
+        error_type="XComTooLarge",
+        retryable=False,
+        rendered_fields=outcome.rendered_fields,
+    )
+
+
+def bound_rendered_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Rendered template fields for display, each at most
+    :data:`RENDERED_FIELD_MAX_CHARS` characters of JSON (longer ones are cut, saying so)."""
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        if len(text) > RENDERED_FIELD_MAX_CHARS:
+            prefix = f"Truncated (the rendered value has {len(text)} characters): "
+            value = prefix + text[: RENDERED_FIELD_MAX_CHARS - len(prefix)]
+        out[name] = value
+    return out
+
+
+def final_report(
+    outcome: Outcome, item: RunTaskAttempt, *, end_date: datetime, executor_id: str
+) -> FinalReport:
+    """The run-log fact an outcome becomes."""
+    ref = dict(
+        dag_id=item.dag_id,
+        run_id=item.run_id,
+        task_id=item.task_id,
+        map_index=item.map_index,
+        try_number=item.try_number,
+        end_date=end_date,
+        executor_id=executor_id,
+    )
+    rendered = bound_rendered_fields(outcome.rendered_fields)
+    if outcome.status == "success":
+        return TaskAttemptSucceeded(
+            **ref,
+            return_value=outcome.return_value,
+            xcoms=dict(outcome.xcoms),
+            follow_task_ids=outcome.follow_task_ids,
+            short_circuit=outcome.short_circuit,
+            rendered_fields=rendered,
         )
-    return outcome
+    if outcome.status == "skipped":
+        return TaskAttemptSkipped(**ref, reason=outcome.reason, rendered_fields=rendered)
+    if outcome.status == "rescheduled" and outcome.reschedule_date is not None:
+        return TaskAttemptRescheduled(**ref, reschedule_date=outcome.reschedule_date)
+    return TaskAttemptFailed(
+        **ref,
+        error=outcome.error or "task failed",
+        error_type=outcome.error_type,
+        retryable=outcome.retryable,
+        rendered_fields=rendered,
+    )
+
+
+def _final_log_line(report: FinalReport) -> str:
+    if isinstance(report, TaskAttemptSucceeded):
+        return "attempt succeeded"
+    if isinstance(report, TaskAttemptSkipped):
+        return f"attempt skipped: {report.reason}" if report.reason else "attempt skipped"
+    if isinstance(report, TaskAttemptRescheduled):
+        return f"attempt rescheduled: to run again at {report.reschedule_date.isoformat()}"
+    return f"attempt failed: {report.error}"
 
 
 async def run_attempt(
@@ -186,34 +344,31 @@ async def run_attempt(
 
     async def finish(outcome: Outcome, logs: AttemptLogStream | None) -> AttemptEnd:
         end_date = ctx.clock()
-        outcome = _bounded(outcome)
-        data: TaskAttemptSucceeded | TaskAttemptFailed
-        if outcome.status == "success":
-            data = TaskAttemptSucceeded(
-                **ref,
-                end_date=end_date,
-                return_value=outcome.return_value,
-                executor_id=ctx.executor_id,
+        if handle.cancel_state is not None and handle.abort_reason is not None:
+            outcome = cancelled_outcome(handle.cancel_state, handle.abort_reason)
+        outcome = bound_xcoms(outcome, ctx.xcom_max_bytes)
+        if ctx.config is not None:
+            # The run log is kept forever: secrets must not reach it through an error
+            # message or a rendered template field either (XComs are the task's data).
+            masker = ctx.config.state.masker
+            outcome = dataclasses.replace(
+                outcome,
+                error=masker.mask(outcome.error) if outcome.error else outcome.error,
+                reason=masker.mask(outcome.reason) if outcome.reason else outcome.reason,
+                rendered_fields=masker.mask_deep(dict(outcome.rendered_fields)),
             )
-            kind = "TaskAttemptSucceeded"
-        else:
-            data = TaskAttemptFailed(
-                **ref,
-                end_date=end_date,
-                error=outcome.error or "task failed",
-                error_type=outcome.error_type,
-                retryable=outcome.retryable,
-                executor_id=ctx.executor_id,
-            )
-            kind = "TaskAttemptFailed"
+        data = final_report(outcome, item, end_date=end_date, executor_id=ctx.executor_id)
         envelope = _envelope(
-            ctx, data, kind=kind, item=item, causation_id=work_event_id, sequence=1, time=end_date
+            ctx,
+            data,
+            kind=data.type,
+            item=item,
+            causation_id=work_event_id,
+            sequence=1,
+            time=end_date,
         )
         if logs is not None:
-            if outcome.status == "success":
-                logs.write("system", "attempt succeeded")
-            else:
-                logs.write("system", f"attempt failed: {outcome.error}")
+            logs.write("system", _final_log_line(data))
             # Logs and report travel in parallel; both are acknowledged before we return.
             await asyncio.gather(
                 logs.close(),
@@ -224,30 +379,35 @@ async def run_attempt(
         return AttemptEnd.REPORTED
 
     # 1. The DAG version (its source code). Usually cached; otherwise wait for it.
-    version = ctx.cache.peek(item.version_id)
+    version = ctx.cache.version(item.version_id)
     if version is None:
-        getter = asyncio.ensure_future(ctx.cache.get(item.version_id, timeout=ctx.version_timeout))
+        getter = asyncio.ensure_future(
+            ctx.cache.wait_for(item.version_id, timeout=ctx.version_timeout)
+        )
         aborted = asyncio.ensure_future(handle._aborted.wait())
         await asyncio.wait({getter, aborted}, return_when=asyncio.FIRST_COMPLETED)
         aborted.cancel()
         if not getter.done():
             getter.cancel()
+            if handle.cancel_state is not None and handle.abort_reason is not None:
+                outcome = cancelled_outcome(handle.cancel_state, handle.abort_reason)
+                return await finish(outcome, None)
             return AttemptEnd.ABANDONED
         version = getter.result()
         if version is None:
+            error = (
+                f"DAG version {item.version_id!r} of DAG {item.dag_id!r} is unknown to "
+                f"this executor: it did not appear on the DAG topic within "
+                f"{ctx.version_timeout:g} s"
+            )
+            handle.poison = error
             return await finish(
-                Outcome(
-                    "failed",
-                    error=(
-                        f"DAG version {item.version_id!r} of DAG {item.dag_id!r} is unknown to "
-                        f"this executor: it did not appear on the DAG topic within "
-                        f"{ctx.version_timeout:g} s"
-                    ),
-                    error_type="UnknownDagVersion",
-                    retryable=False,
-                ),
+                Outcome("failed", error=error, error_type="UnknownDagVersion", retryable=False),
                 None,
             )
+    if handle.cancel_state is not None and handle.abort_reason is not None:
+        # Cancelled before it started: end it in the log, never run it.
+        return await finish(cancelled_outcome(handle.cancel_state, handle.abort_reason), None)
     if handle.abort_reason is not None:
         return AttemptEnd.ABANDONED
 
@@ -261,11 +421,21 @@ async def run_attempt(
         traceparent=traceparent,
         cap_bytes=ctx.log_cap_bytes,
         clock=ctx.clock,
+        mask=ctx.config.mask if ctx.config is not None else None,
     )
+    request = runner_payload(item, version, xcom_max_bytes=ctx.xcom_max_bytes)
+    # Extensions of the request (variables and connections from the config cache) go here.
+    if ctx.config is not None:
+        request.update(ctx.config.request_fields())
+    # A short-lived read-only API token for this attempt (ExternalTaskSensor).
+    if ctx.task_api is not None:
+        request.update(ctx.task_api.request_fields(item))
     process = TaskProcess(
-        runner_payload(item, version.source_code, version.filename),
+        request,
         on_line=logs.write,
         argv=ctx.runner_argv,
+        fork_server=ctx.fork_server,
+        memory_limit_bytes=ctx.memory_limit_bytes,
     )
     start_date = ctx.clock()
     try:
@@ -281,8 +451,11 @@ async def run_attempt(
             logs,
         )
     handle.process = process
-    if handle.abort_reason is not None:  # aborted while the child was starting
-        process.abort(handle.abort_reason)
+    if handle.abort_reason is not None:  # aborted or cancelled while the child started
+        if handle.cancel_state is not None:
+            process.cancel(handle.abort_reason, handle._cancel_grace)
+        else:
+            process.abort(handle.abort_reason)
     started = TaskAttemptStarted(
         **ref, start_date=start_date, hostname=ctx.hostname, executor_id=ctx.executor_id, pid=pid
     )
@@ -295,9 +468,14 @@ async def run_attempt(
         sequence=0,
         time=start_date,
     )
-    started_sent = asyncio.ensure_future(
-        send_until_acked(ctx.producer, ctx.runs_topic, started_env, traceparent)
-    )
+
+    async def send_started() -> None:
+        await send_until_acked(ctx.producer, ctx.runs_topic, started_env, traceparent)
+        # From here on the run log knows the attempt: if this executor dies, the zombie
+        # detector retries it, so the work item may be committed (never run twice).
+        handle.mark_started()
+
+    started_sent = asyncio.ensure_future(send_started())
     logs.write(
         "system",
         (

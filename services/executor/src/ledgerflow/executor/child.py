@@ -18,11 +18,16 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
+
+from ledgerflow.executor.forkserver import ForkedProcess, ForkServer, ForkServerError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +36,12 @@ RUNNER_ARGV: tuple[str, ...] = (sys.executable, "-m", "ledgerflow.sdk.runner")
 
 # Environment variables the task must never see: the executor's own secrets.
 SECRET_ENV_VARS = frozenset(
-    {"LEDGERFLOW_ADMIN_PASSWORD", "LEDGERFLOW_SECRET_KEY", "LEDGERFLOW_DATABASE_URL"}
+    {
+        "LEDGERFLOW_ADMIN_PASSWORD",
+        "LEDGERFLOW_SECRET_KEY",
+        "LEDGERFLOW_DATABASE_URL",
+        "LEDGERFLOW_FERNET_KEY",
+    }
 )
 _SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "CREDENTIAL")
 
@@ -39,6 +49,8 @@ READ_SIZE = 64 * 1024
 MAX_PARTIAL_LINE = 64 * 1024
 TERM_GRACE_S = 3.0  # SIGTERM first, SIGKILL after this long
 DRAIN_GRACE_S = 2.0  # after the child exits, how long its pipes may stay open
+
+OutcomeStatus = Literal["success", "failed", "skipped", "rescheduled"]
 
 
 def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
@@ -58,13 +70,29 @@ def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How an attempt ended, as the executor will report it."""
+    """How an attempt ended, as the executor will report it (ADR 0006, "runner protocol").
 
-    status: Literal["success", "failed"]
+    - ``success``: ``return_value``, the other pushed ``xcoms``, and for branch /
+      short-circuit operators ``follow_task_ids`` / ``short_circuit``;
+    - ``skipped``: the task skipped itself (``reason``);
+    - ``rescheduled``: a reschedule-mode sensor asks to run again at ``reschedule_date``;
+    - ``failed``: ``error``, ``error_type`` and whether a retry can help.
+
+    ``rendered_fields`` (the task's template fields after rendering) may come with any
+    status but ``rescheduled``.
+    """
+
+    status: OutcomeStatus
     return_value: Any = None
     error: str | None = None
     error_type: str | None = None
     retryable: bool = True
+    xcoms: Mapping[str, Any] = field(default_factory=dict)
+    follow_task_ids: tuple[str, ...] | None = None
+    short_circuit: Literal["direct", "all"] | None = None
+    rendered_fields: Mapping[str, Any] = field(default_factory=dict)
+    reschedule_date: datetime | None = None
+    reason: str | None = None
 
 
 def _signal_name(signum: int) -> str:
@@ -72,6 +100,70 @@ def _signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+def _protocol_error(what: str, line: str) -> Outcome:
+    return Outcome(
+        "failed",
+        error=f"{what}: {line[:200]!r}",
+        error_type="RunnerProtocolError",
+        retryable=False,
+    )
+
+
+def _mapping(doc: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = doc.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{key} must be an object, got {type(value).__name__}")
+    return {str(k): v for k, v in value.items()}
+
+
+def _parse_outcome(doc: Mapping[str, Any]) -> Outcome | None:
+    """The outcome an fd-3 document describes; None for an unknown status. Raises
+    ``TypeError``/``ValueError`` for a known status with malformed fields."""
+    status = doc.get("status")
+    rendered = _mapping(doc, "rendered_fields")
+    if status == "success":
+        follow = doc.get("follow_task_ids")
+        if follow is not None:
+            if isinstance(follow, str):
+                follow = [follow]
+            if not isinstance(follow, list | tuple):
+                raise TypeError("follow_task_ids must be a list of task ids")
+            follow = tuple(str(t) for t in follow)
+        short = doc.get("short_circuit")
+        if short not in (None, "direct", "all"):
+            raise ValueError(f"short_circuit must be null, 'direct' or 'all', got {short!r}")
+        return Outcome(
+            "success",
+            return_value=doc.get("return_value"),
+            xcoms=_mapping(doc, "xcoms"),
+            follow_task_ids=follow,
+            short_circuit=short,
+            rendered_fields=rendered,
+        )
+    if status == "failed":
+        return Outcome(
+            "failed",
+            error=str(doc.get("error") or "task failed"),
+            error_type=(str(doc["error_type"]) if doc.get("error_type") else None),
+            retryable=bool(doc.get("retryable", True)),
+            rendered_fields=rendered,
+        )
+    if status == "skipped":
+        reason = doc.get("reason")
+        return Outcome("skipped", reason=str(reason) if reason else None, rendered_fields=rendered)
+    if status == "rescheduled":
+        raw = doc.get("reschedule_date")
+        if not isinstance(raw, str):
+            raise TypeError("reschedule_date must be an ISO-8601 string")
+        when = datetime.fromisoformat(raw)
+        if when.tzinfo is None:
+            raise ValueError("reschedule_date must carry a UTC offset")
+        return Outcome("rescheduled", reschedule_date=when)
+    return None
 
 
 def outcome_from(raw: bytes, returncode: int) -> Outcome:
@@ -88,21 +180,14 @@ def outcome_from(raw: bytes, returncode: int) -> Outcome:
                 error_type="RunnerProtocolError",
                 retryable=False,
             )
-        if isinstance(doc, dict) and doc.get("status") == "success":
-            return Outcome("success", return_value=doc.get("return_value"))
-        if isinstance(doc, dict) and doc.get("status") == "failed":
-            return Outcome(
-                "failed",
-                error=str(doc.get("error") or "task failed"),
-                error_type=(str(doc["error_type"]) if doc.get("error_type") else None),
-                retryable=bool(doc.get("retryable", True)),
-            )
-        return Outcome(
-            "failed",
-            error=f"the task runner wrote an unexpected outcome: {line[:200]!r}",
-            error_type="RunnerProtocolError",
-            retryable=False,
-        )
+        if isinstance(doc, dict):
+            try:
+                parsed = _parse_outcome(doc)
+            except (TypeError, ValueError) as exc:
+                return _protocol_error(f"the task runner wrote a malformed outcome ({exc})", line)
+            if parsed is not None:
+                return parsed
+        return _protocol_error("the task runner wrote an unexpected outcome", line)
     if returncode < 0:
         return Outcome(
             "failed",
@@ -128,32 +213,68 @@ class TaskProcess:
         on_line: LineSink,
         argv: Sequence[str] = RUNNER_ARGV,
         env: Mapping[str, str] | None = None,
+        fork_server: ForkServer | None = None,
+        memory_limit_bytes: int | None = None,
     ) -> None:
         self._payload = json.dumps(payload).encode()
         self._on_line = on_line
         self._argv = list(argv)
         self._env = dict(env) if env is not None else child_environment(os.environ)
-        self._proc: asyncio.subprocess.Process | None = None
+        self._fork_server = fork_server
+        self._memory_limit = memory_limit_bytes
+        # Each attempt gets a private temporary directory (its TMPDIR and working
+        # directory), removed when the attempt ends, whatever the task left in it.
+        self._tmpdir = tempfile.mkdtemp(prefix="lf-attempt-")
+        self._env["TMPDIR"] = self._tmpdir
+        self._proc: asyncio.subprocess.Process | ForkedProcess | None = None
+        self._stdin: asyncio.StreamWriter | None = None
         self._outcome_reader: asyncio.StreamReader | None = None
         self._pumps: list[asyncio.Task[Any]] = []
         self._abort_reason: str | None = None
+        self._abort_type = "ExecutorShutdown"
         self._aborted = asyncio.Event()
+        self._kill_later: asyncio.TimerHandle | None = None
+
+    def cleanup(self) -> None:
+        """Remove the attempt's temporary directory (idempotent)."""
+        shutil.rmtree(self._tmpdir, ignore_errors=True)
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
     async def start(self) -> int:
-        """Start the child; returns its pid. Raises ``OSError`` if it cannot start."""
-        loop = asyncio.get_running_loop()
-        r, w = os.pipe()
-        try:
-            if w == OUTCOME_FD:
-                preexec = None
-            else:
+        """Start the child; returns its pid. Raises ``OSError`` if it cannot start.
 
-                def preexec() -> None:  # runs in the child between fork and exec
+        With a fork server the child is forked from it (ADR 0008); if the server cannot
+        be reached the attempt falls back to a fresh interpreter."""
+        loop = asyncio.get_running_loop()
+        if self._fork_server is not None:
+            try:
+                await self._fork_server.ensure_started()
+                proc, stdin, outcome = await self._fork_server.spawn(
+                    env=self._env,
+                    rlimit_as=self._memory_limit,
+                    cwd=self._tmpdir,
+                    read_limit=READ_SIZE * 2,
+                )
+            except ForkServerError as e:
+                log.warning("fork server unavailable (%s); starting a fresh interpreter", e)
+            else:
+                self._proc, self._stdin, self._outcome_reader = proc, stdin, outcome
+                self._start_pumps(loop, proc.stdout, proc.stderr)
+                return proc.pid
+        r, w = os.pipe()
+        limit = self._memory_limit
+        try:
+
+            def preexec() -> None:  # runs in the child between fork and exec
+                if w != OUTCOME_FD:
                     os.dup2(w, OUTCOME_FD)
+                if limit:
+                    import resource
+
+                    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
             self._proc = await asyncio.create_subprocess_exec(
                 *self._argv,
@@ -161,6 +282,7 @@ class TaskProcess:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=self._env,
+                cwd=self._tmpdir,
                 pass_fds=(OUTCOME_FD,) if w != OUTCOME_FD else (w,),
                 preexec_fn=preexec,
                 start_new_session=True,
@@ -169,6 +291,7 @@ class TaskProcess:
         except BaseException:
             os.close(r)
             os.close(w)
+            self.cleanup()
             raise
         os.close(w)
         reader = asyncio.StreamReader(limit=1 << 24)
@@ -177,21 +300,30 @@ class TaskProcess:
         )
         self._outcome_reader = reader
         proc = self._proc
-        assert proc.stdout is not None and proc.stderr is not None
-        self._pumps = [
-            loop.create_task(self._pump(proc.stdout, "stdout")),
-            loop.create_task(self._pump(proc.stderr, "stderr")),
-            loop.create_task(self._feed_stdin()),
-        ]
+        assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
+        self._stdin = proc.stdin
+        self._start_pumps(loop, proc.stdout, proc.stderr)
         return proc.pid
 
+    def _start_pumps(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        stdout: asyncio.StreamReader,
+        stderr: asyncio.StreamReader,
+    ) -> None:
+        self._pumps = [
+            loop.create_task(self._pump(stdout, "stdout")),
+            loop.create_task(self._pump(stderr, "stderr")),
+            loop.create_task(self._feed_stdin()),
+        ]
+
     async def _feed_stdin(self) -> None:
-        proc = self._proc
-        assert proc is not None and proc.stdin is not None
+        stdin = self._stdin
+        assert stdin is not None
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            proc.stdin.write(self._payload)
-            await proc.stdin.drain()
-            proc.stdin.close()
+            stdin.write(self._payload)
+            await stdin.drain()
+            stdin.close()
 
     async def _pump(self, stream: asyncio.StreamReader, name: Literal["stdout", "stderr"]) -> None:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -234,6 +366,19 @@ class TaskProcess:
             self._signal_group(signal.SIGKILL)
             self._aborted.set()
 
+    def cancel(self, reason: str, grace: float) -> None:
+        """Stop the attempt because a user (or the zombie detector) asked: SIGTERM to its
+        process group (the task sees ``AirflowTaskTerminated`` and may clean up), SIGKILL
+        after ``grace`` seconds. It fails with ``reason`` (``TaskCancelled``)."""
+        if self._abort_reason is None:
+            self._abort_reason = reason
+            self._abort_type = "TaskCancelled"
+            self._signal_group(signal.SIGTERM)
+            self._kill_later = asyncio.get_running_loop().call_later(
+                grace, self._signal_group, signal.SIGKILL
+            )
+            self._aborted.set()
+
     async def wait(self, execution_timeout: float | None = None) -> Outcome:
         """Wait for the child to end and return the outcome.
 
@@ -271,11 +416,14 @@ class TaskProcess:
             )
         finally:
             abort_task.cancel()
+            if self._kill_later is not None:
+                self._kill_later.cancel()
             if not exit_task.done():  # cancelled from outside: leave nothing running
                 self._signal_group(signal.SIGKILL)
                 exit_task.cancel()
             for t in [*self._pumps, outcome_task]:
                 t.cancel()
+            self.cleanup()
         if timed_out:
             return Outcome(
                 "failed",
@@ -288,6 +436,9 @@ class TaskProcess:
             )
         if self._abort_reason is not None:
             return Outcome(
-                "failed", error=self._abort_reason, error_type="ExecutorShutdown", retryable=True
+                "failed",
+                error=self._abort_reason,
+                error_type=self._abort_type,
+                retryable=self._abort_type != "TaskCancelled",
             )
         return outcome_from(raw, returncode)

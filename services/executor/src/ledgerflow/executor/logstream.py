@@ -5,6 +5,10 @@ chunk grows past ~256 KiB, or 50 ms after its first line, whichever is first; wh
 is left goes out as the final chunk. Chunks share one Kafka key (the attempt key), so
 they stay in order on one partition. Each attempt may write at most ``cap_bytes``;
 past that, one "system" line says so and the rest is dropped.
+
+Every line passes through ``mask`` first (the executor's
+:meth:`~ledgerflow.executor.config_cache.ConfigCache.mask`), so connection passwords and
+secret variable values reach the log topic as ``***`` (ADR 0006).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class AttemptLogStream:
     ``producer`` needs ``send_soon(topic, envelope, key=..., traceparent=...)`` (an
     :class:`~ledgerflow.common.kafka_io.EventProducer`). ``write`` is synchronous so the
     output pumps never wait on Kafka; sends happen in the background, in order.
+    ``mask`` rewrites each line before anything else sees it (secrets -> ``***``).
     """
 
     def __init__(
@@ -58,8 +63,10 @@ class AttemptLogStream:
         traceparent: str | None = None,
         cap_bytes: int = DEFAULT_CAP_BYTES,
         clock: Callable[[], datetime] = _now,
+        mask: Callable[[str], str] | None = None,
     ) -> None:
         self._producer = producer
+        self._mask = mask
         self._topic = topic
         self._item = item
         self._source = source
@@ -91,13 +98,19 @@ class AttemptLogStream:
         return self._dropped
 
     def write(self, stream: Stream, text: str) -> None:
-        """Add one line (without its newline). Long lines are split."""
+        """Add one line (without its newline), masked. Long lines are split (after
+        masking, so a secret across the split is still caught)."""
         if self._closed:
             return
+        if self._mask is not None:
+            text = self._mask(text)
         if len(text) > MAX_LINE_CHARS:
             for i in range(0, len(text), MAX_LINE_CHARS):
-                self.write(stream, text[i : i + MAX_LINE_CHARS])
+                self._write(stream, text[i : i + MAX_LINE_CHARS])
             return
+        self._write(stream, text)
+
+    def _write(self, stream: Stream, text: str) -> None:
         size = len(text.encode("utf-8", errors="replace")) + 1
         if stream != "system":
             if self._capped:

@@ -40,6 +40,15 @@ class RecentAttempts:
         """A duplicate work item for a running attempt: settle it with the original."""
         self._running[attempt].append(position)
 
+    def started(self, attempt: AttemptId) -> list[Any]:
+        """The attempt's start is acknowledged: returns the work-item positions waiting
+        on it so far (later duplicates are settled when it finishes)."""
+        positions = self._running.get(attempt)
+        if positions is None:
+            return []
+        self._running[attempt] = []
+        return positions
+
     def finish(self, attempt: AttemptId) -> list[Any]:
         """The attempt reported; returns the work-item positions it settles."""
         positions = self._running.pop(attempt, [])

@@ -3,9 +3,13 @@
 ``run(settings, queue=..., slots=...)`` runs until cancelled. It joins the consumer
 group ``ledgerflow-executor-<queue>`` (``<prefix>-executor-<queue>``) on the queue's work topic and runs up to
 ``slots`` attempts at once, each in its own child process (:mod:`.attempt`). A work
-item's offset is committed only after its final report is acknowledged, and per
-partition only up to the lowest item still in flight (:mod:`.offsets`), so a crash
-never skips work. Fetching pauses while every slot is busy.
+item's offset is committed once the attempt's start is acknowledged on the run log (or,
+for an attempt that never started, its report), and per partition only up to the
+lowest item still in flight (:mod:`.offsets`), so a crash never skips work, and an
+attempt that had started is retried by the scheduler's zombie detector with the next
+try number rather than run again under the same one (docs/adr/0010). Running attempts
+heartbeat; cancels from the control topic kill them (:mod:`.control`). Fetching pauses
+while every slot is busy.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from aiokafka import (
     ConsumerRebalanceListener,
     TopicPartition,
 )
-from ledgerflow.common.events import Envelope, MalformedMessage, RunTaskAttempt
+from ledgerflow.common.dag_versions import DagVersionCache
+from ledgerflow.common.events import CancelTaskAttempt, Envelope, MalformedMessage, RunTaskAttempt
 from ledgerflow.common.kafka_io import (
     EventProducer,
     consumer_config,
@@ -43,11 +48,19 @@ from ledgerflow.executor.attempt import (
     report_executor_error,
     run_attempt,
 )
-from ledgerflow.executor.child import RUNNER_ARGV
+from ledgerflow.executor.child import RUNNER_ARGV, child_environment
+from ledgerflow.executor.config_cache import ConfigCache
+from ledgerflow.executor.control import (
+    CancelledAttempts,
+    ControlListener,
+    Heartbeats,
+    attempt_id,
+)
+from ledgerflow.executor.forkserver import DEFAULT_PRELOAD, ForkServer, ForkServerError
 from ledgerflow.executor.logstream import DEFAULT_CAP_BYTES
 from ledgerflow.executor.offsets import OffsetTracker
 from ledgerflow.executor.recent import AttemptId, RecentAttempts
-from ledgerflow.executor.versions import DagVersionCache
+from ledgerflow.executor.task_api import TaskApiAccess
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +120,8 @@ class Executor:
         *,
         queue: str = "default",
         slots: int = 4,
-        shutdown_grace: float = 10.0,
-        version_timeout: float = 30.0,
+        shutdown_grace: float | None = None,
+        version_timeout: float | None = None,
         log_cap_bytes: int = DEFAULT_CAP_BYTES,
         runner_argv: Sequence[str] = RUNNER_ARGV,
         remember_attempts: int = 10_000,
@@ -121,14 +134,30 @@ class Executor:
         self.group_id = group_id_for(settings, queue)
         self.hostname = socket.gethostname()
         self.executor_id = f"{self.hostname}:{os.getpid()}:{queue}:{uuid.uuid4().hex[:8]}"
-        self._grace = shutdown_grace
-        self._version_timeout = version_timeout
+        self._grace = (
+            shutdown_grace
+            if shutdown_grace is not None
+            else settings.executor_shutdown_grace_seconds
+        )
+        self._version_timeout = (
+            version_timeout
+            if version_timeout is not None
+            else settings.executor_version_timeout_seconds
+        )
         self._log_cap = log_cap_bytes
         self._runner_argv = tuple(runner_argv)
         self._producer = EventProducer(
             settings, source=SOURCE, client_id=f"ledgerflow-executor-{queue}"
         )
         self._cache = DagVersionCache(settings)
+        self._config = ConfigCache(settings)
+        # A custom runner (tests' stand-ins) is started as a program, never forked.
+        self._fork_server: ForkServer | None = None
+        if settings.executor_start == "fork" and tuple(runner_argv) == tuple(RUNNER_ARGV):
+            preload = [m.strip() for m in settings.executor_preload.split(",") if m.strip()]
+            self._fork_server = ForkServer(
+                env=child_environment(os.environ), preload=[*DEFAULT_PRELOAD, *preload]
+            )
         self._consumer: AIOKafkaConsumer | None = None
         self._ctx: AttemptContext | None = None
         self._tracker = OffsetTracker()
@@ -142,12 +171,30 @@ class Executor:
         self._committer: asyncio.Task[None] | None = None
         self._stopping = False
         self._stop_task: asyncio.Task[None] | None = None
+        # Started attempts (their start is acknowledged) and every live attempt's handle.
+        self._handles: dict[AttemptId, AttemptHandle] = {}
+        self._cancelled = CancelledAttempts(remember_attempts)
+        self._heartbeats = Heartbeats(
+            self._producer,
+            settings.topics.runs,
+            self.executor_id,
+            settings.heartbeat_interval_seconds,
+            running=lambda: [aid for aid, h in self._handles.items() if h.started],
+        )
+        self._control = ControlListener(settings, self._on_cancel)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         await ensure_topics(self.settings, queues=[self.queue])
         await self._producer.start()
         await self._cache.start()
+        await self._config.start()  # reads variables/connections set so far
+        await self._control.start()  # before fetching work: no cancel is missed
+        if self._fork_server is not None:
+            try:
+                await self._fork_server.start()
+            except ForkServerError as e:  # attempts fall back to fresh interpreters
+                log.warning("%s; attempts will start fresh interpreters", e)
         config = {
             **consumer_config(self.settings),
             "group_id": self.group_id,
@@ -169,8 +216,18 @@ class Executor:
             version_timeout=self._version_timeout,
             log_cap_bytes=self._log_cap,
             runner_argv=self._runner_argv,
+            xcom_max_bytes=self.settings.xcom_max_bytes,
+            config=self._config,
+            fork_server=self._fork_server,
+            memory_limit_bytes=(
+                self.settings.executor_memory_limit_mb * 1024 * 1024
+                if self.settings.executor_memory_limit_mb
+                else None
+            ),
+            task_api=TaskApiAccess.from_settings(self.settings),
         )
         self._committer = asyncio.get_running_loop().create_task(self._commit_loop())
+        self._heartbeats.start()
         log.info(
             "executor %s serving queue %r with %d slots", self.executor_id, self.queue, self.slots
         )
@@ -202,6 +259,8 @@ class Executor:
                 for task in stuck:
                     task.cancel()
                 await asyncio.gather(*stuck, return_exceptions=True)
+        await self._heartbeats.stop()
+        await self._control.stop()
         log.debug("attempts settled; waiting for dead letters")
         if self._side_tasks:
             await asyncio.wait(list(self._side_tasks), timeout=REPORT_GRACE_S)
@@ -215,6 +274,9 @@ class Executor:
                 await self._consumer.stop()  # leaves the group
         log.debug("consumer stopped")
         await self._cache.stop()
+        await self._config.stop()
+        if self._fork_server is not None:
+            await self._fork_server.stop()
         log.debug("cache stopped")
         await self._producer.stop()
         log.info("executor %s stopped", self.executor_id)
@@ -273,13 +335,18 @@ class Executor:
                 log.info("duplicate work item for finished attempt %s; skipped", aid)
                 self._settle([work.position])
                 continue
-            if len(self._attempts) >= self.slots:
+            cancel = self._cancelled.get(aid)
+            if len(self._attempts) >= self.slots and cancel is None:
                 return
             self._pending.popleft()
             self._recent.begin(aid, work.position)
             handle = AttemptHandle()
+            if cancel is not None:  # cancelled before it arrived: reported, never run
+                handle.cancel(cancel.reason, state=cancel.state, grace=0)
+            handle.on_started = lambda aid=aid: self._settle(self._recent.started(aid))
+            self._handles[aid] = handle
             task = asyncio.get_running_loop().create_task(
-                self._attempt(aid, item, work.envelope, handle, traceparent_of(work.record))
+                self._attempt(aid, item, work, handle, traceparent_of(work.record))
             )
             self._attempts[task] = handle
 
@@ -287,11 +354,12 @@ class Executor:
         self,
         aid: AttemptId,
         item: RunTaskAttempt,
-        envelope: Envelope,
+        work: _Work,
         handle: AttemptHandle,
         traceparent: str | None,
     ) -> None:
-        assert self._ctx is not None
+        assert self._ctx is not None and work.envelope is not None
+        envelope = work.envelope
         end = AttemptEnd.ABANDONED
         try:
             try:
@@ -315,13 +383,34 @@ class Executor:
         finally:
             task = asyncio.current_task()
             self._attempts.pop(task, None)  # type: ignore[arg-type]
+            self._handles.pop(aid, None)
+            if handle.poison is not None:
+                # Reported as failed (so the task instance does not hang) and set aside
+                # with the reason, so someone can look at it.
+                self._side(
+                    self._dead_letter(
+                        _Work(work.record, work.position, None, handle.poison), settle=False
+                    )
+                )
             if end is AttemptEnd.REPORTED:
                 self._settle(self._recent.finish(aid))
             else:
                 self._recent.abandon(aid)
             self._slot_freed.set()
 
-    async def _dead_letter(self, work: _Work) -> None:
+    def _on_cancel(self, cancel: CancelTaskAttempt) -> None:
+        """A ``CancelTaskAttempt``: kill the attempt if it runs here, and remember it so
+        its work item, if it comes later, is never run."""
+        aid = attempt_id(cancel)
+        self._cancelled.add(cancel)
+        handle = self._handles.get(aid)
+        if handle is not None:
+            log.info("cancelling attempt %s: %s", aid, cancel.reason)
+            handle.cancel(
+                cancel.reason, state=cancel.state, grace=self.settings.cancel_grace_seconds
+            )
+
+    async def _dead_letter(self, work: _Work, *, settle: bool = True) -> None:
         while True:
             try:
                 await self._producer.dead_letter(
@@ -333,7 +422,8 @@ class Executor:
             except Exception as exc:
                 log.warning("dead-lettering failed (%r); retrying", exc)
                 await asyncio.sleep(1.0)
-        self._settle([work.position])
+        if settle:
+            self._settle([work.position])
 
     def _side(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -386,8 +476,8 @@ async def run(
     *,
     queue: str = "default",
     slots: int = 4,
-    shutdown_grace: float = 10.0,
-    version_timeout: float = 30.0,
+    shutdown_grace: float | None = None,
+    version_timeout: float | None = None,
     log_cap_bytes: int = DEFAULT_CAP_BYTES,
     runner_argv: Sequence[str] = RUNNER_ARGV,
 ) -> None:

@@ -8,9 +8,17 @@
   replayed state (level-triggered, so what is due comes out with the same deterministic
   ids the crashed owner would have used) and re-sends only the work items the work topic
   does not already hold (docs/adr/0003).
-- Live: a command or an executor report is folded and decided at once; the decided
-  events and work items are sent without linger, and the command offsets are committed
-  only after the broker acked everything they caused.
+- Live: a command or an executor report is folded and decided at once (the core looks
+  only at what the event can have changed); the decided events and work items are sent
+  without linger, and the command offsets are committed only after the broker acked
+  everything they caused. Timers (retries, reschedules, sensor timeouts, zombie
+  deadlines) come from ``Decision.wake_at`` and fire a timers-only tick.
+- Pools and concurrency limits (ADR 0011): instances are ``scheduled`` and queued once
+  the pool arbiter grants them; the instance owning run-log partition 0 is the arbiter
+  (:mod:`.arbiter`) and grants its own requests without a trip through Kafka.
+- Cancels (``CancelTaskAttempt``, for cleared, marked and zombie attempts) go to the
+  control topic only once the facts that decided them are acknowledged, so an
+  executor's report of the killed attempt always finds the decision before it.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import asyncio
 import logging
 import os
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
@@ -37,22 +45,36 @@ from ledgerflow.common.core import (
 )
 from ledgerflow.common.dag_versions import DagVersionCache
 from ledgerflow.common.events import (
+    ClearTaskInstances,
     Envelope,
     MalformedMessage,
     RunTaskAttempt,
     SetDagPaused,
+    SetDagRunState,
+    SetTaskInstanceState,
+    TaskInstanceScheduled,
     TriggerDagRun,
     decode,
 )
 from ledgerflow.common.kafka_io import EventProducer, consumer_config, ensure_topics
 from ledgerflow.common.settings import Settings
 from ledgerflow.common.topics import attempt_key
+from ledgerflow.scheduler.arbiter import PoolArbiter
 from ledgerflow.scheduler.work_ledger import WorkLedger, partition_for
 
 log = logging.getLogger(__name__)
 
-GROUP_ID = "ledgerflow-scheduler"
+GROUP_ID = "ledgerflow-scheduler"  # the consumer name in dead-letter headers
+
+
+def group_id_for(settings: Settings) -> str:
+    """The scheduler consumer group: one per topic prefix, so two deployments (or two
+    tests) sharing a broker never rebalance each other (like the executors' groups)."""
+    return f"{settings.topic_prefix}-scheduler"
+
+
 UNKNOWN_DAG_WAIT_SECONDS = 5.0
+COMMANDS = (TriggerDagRun, SetDagPaused, ClearTaskInstances, SetTaskInstanceState, SetDagRunState)
 
 
 def _now() -> datetime:
@@ -75,6 +97,12 @@ class Scheduler:
         self.wake_at: dict[str, datetime] = {}
         self._queues_ready: set[str] = set()
         self.consumer: AIOKafkaConsumer | None = None
+        self.zombie_timeout = timedelta(seconds=settings.zombie_timeout_seconds)
+        # Cancels decided in the current batch, sent once its events are acknowledged.
+        self._control: list[Envelope] = []
+        # Set while this instance owns run-log partition 0 (ADR 0011).
+        self.arbiter: PoolArbiter | None = None
+        self._arbiter_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ state
     def _state(self, dag_id: str) -> DagState:
@@ -84,7 +112,14 @@ class Scheduler:
         return st
 
     async def _decide(self, dag_id: str, inbound: Envelope | Tick) -> Decision:
-        decision = decide(self._state(dag_id), inbound, now=_now(), catalog=self.catalog)
+        decision = decide(
+            self._state(dag_id),
+            inbound,
+            now=_now(),
+            catalog=self.catalog,
+            zombie_timeout=self.zombie_timeout,
+            pools=True,
+        )
         self.states[dag_id] = decision.state
         if decision.wake_at is not None:
             self.wake_at[dag_id] = decision.wake_at
@@ -107,10 +142,70 @@ class Scheduler:
     ) -> None:
         for env in decision.events:
             futures.append(await self.producer.send_soon(self.topics.runs, env))
+            if self.arbiter is not None and isinstance(env.data, TaskInstanceScheduled):
+                self.arbiter.offer(env)
+        self._control.extend(decision.control)
         for env in decision.work:
             if skip_work and env.id in skip_work:
                 continue
             await self._send_work(env, futures)
+
+    # ------------------------------------------------------------------ pools
+    def take_arbiter_role(self) -> None:
+        """Start the pool arbiter in the background (it replays the whole run log, which
+        must not hold up the rebalance); retried until it runs or the role is dropped."""
+        if self._arbiter_task is None:
+            self._arbiter_task = asyncio.get_running_loop().create_task(self._start_arbiter())
+
+    async def _start_arbiter(self) -> None:
+        while True:
+            arbiter = PoolArbiter(self.settings, self.producer, on_grants=self.on_grants)
+            try:
+                await arbiter.start()
+            except asyncio.CancelledError:
+                await arbiter.stop()
+                raise
+            except Exception:
+                log.exception("the pool arbiter could not start; retrying")
+                await arbiter.stop()
+                await asyncio.sleep(1.0)
+                continue
+            self.arbiter = arbiter
+            log.info("this instance is the pool arbiter")
+            return
+
+    async def drop_arbiter_role(self) -> None:
+        task, self._arbiter_task = self._arbiter_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        arbiter, self.arbiter = self.arbiter, None
+        if arbiter is not None:
+            await arbiter.stop()
+
+    async def _grant_local(self) -> None:
+        """As the arbiter, grant what this batch asked for now (see :meth:`on_grants`)."""
+        if self.arbiter is not None:
+            await self.arbiter.grant()
+
+    async def on_grants(self, grants: list[Envelope]) -> None:
+        """Queue at once the granted instances of DAGs this instance owns (their grants
+        coming back from the log are then repeats)."""
+        futures: list[asyncio.Future[Any]] = []
+        for grant in grants:
+            dag_id = grant.aggregate_key
+            if self.partition_of.get(dag_id) in self.owned and dag_id in self.states:
+                await self._send(await self._decide(dag_id, grant), futures)
+        await asyncio.gather(*futures)
+        await self._flush_control()
+
+    async def _flush_control(self) -> None:
+        """Send the batch's cancels (their facts are acknowledged by now)."""
+        control, self._control = self._control, []
+        if control:
+            await asyncio.gather(
+                *[await self.producer.send_soon(self.topics.control, env) for env in control]
+            )
 
     async def _send_work(self, env: Envelope, futures: list[asyncio.Future[Any]]) -> None:
         w = env.data
@@ -162,7 +257,8 @@ class Scheduler:
         decisions: list[Decision] = []
         for dag_id in dags:
             pending = queued_work(self._state(dag_id), now=_now(), catalog=self.catalog)
-            decision = await self._decide(dag_id, Tick(dag_id))
+            # A full tick: the replayed state carries no dirty set, so look at everything.
+            decision = await self._decide(dag_id, Tick(dag_id, full=True))
             decisions.append(decision)
             candidates += [(None, w) for w in pending] + [(decision, w) for w in decision.work]
         already = await self._already_sent([w for _, w in candidates])
@@ -173,6 +269,8 @@ class Scheduler:
                 log.info("re-sending work item %s (not found on its topic)", w.id)
                 await self._send_work(w, futures)
         await asyncio.gather(*futures)
+        await self._flush_control()
+        await self._grant_local()
 
     async def _already_sent(self, items: list[Envelope]) -> set[str]:
         if not items:
@@ -213,6 +311,8 @@ class Scheduler:
         await self._tick_due(futures)
         if futures:
             await asyncio.gather(*futures)
+        await self._flush_control()
+        await self._grant_local()
         if commits and self.consumer is not None:
             await self.consumer.commit(commits)
 
@@ -232,7 +332,7 @@ class Scheduler:
                 # during a handover: fold only; folding is idempotent.
                 self.states[dag_id] = evolve(self._state(dag_id), env)
                 return
-        elif not isinstance(env.data, TriggerDagRun | SetDagPaused):
+        elif not isinstance(env.data, COMMANDS):
             await self.producer.dead_letter(
                 record, f"{env.data.type} is not a command", consumer=GROUP_ID
             )
@@ -242,10 +342,12 @@ class Scheduler:
         await self._send(await self._decide(dag_id, env), futures)
 
     async def _tick_due(self, futures: list[asyncio.Future[Any]]) -> None:
+        # A timer tick looks only at the instances waiting on a timer (retries,
+        # reschedules, sensor timeouts); everything else was decided when it changed.
         now = _now()
         for dag_id, at in list(self.wake_at.items()):
             if at <= now and dag_id in self.states:
-                await self._send(await self._decide(dag_id, Tick(dag_id)), futures)
+                await self._send(await self._decide(dag_id, Tick(dag_id, full=False)), futures)
 
     def next_wake_ms(self, cap_ms: int = 1000) -> int:
         if not self.wake_at:
@@ -260,6 +362,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         lost = {tp.partition for tp in revoked if tp.topic == self.s.topics.runs}
+        if 0 in lost:
+            await self.s.drop_arbiter_role()
         if lost:
             await self.s.producer.flush()
             self.s.forget(lost)
@@ -278,6 +382,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             consumer.seek(TopicPartition(self.s.topics.runs, p), end)
         self.s.owned |= set(new)
         await self.s.reconcile(set(new))
+        if 0 in new:
+            self.s.take_arbiter_role()
         log.info("owning partitions %s", sorted(self.s.owned))
 
 
@@ -294,7 +400,7 @@ async def run(settings: Settings) -> None:
         await cache.wait_caught_up()
         scheduler = Scheduler(settings, cache, producer)
         consumer = AIOKafkaConsumer(
-            group_id=GROUP_ID,
+            group_id=group_id_for(settings),
             client_id=f"scheduler-{instance}",
             partition_assignment_strategy=(RangePartitionAssignor,),
             session_timeout_ms=6000,
@@ -313,8 +419,9 @@ async def run(settings: Settings) -> None:
                 batch = await consumer.getmany(timeout_ms=scheduler.next_wake_ms())
                 await scheduler.handle_batch(batch)
         finally:
+            await scheduler.drop_arbiter_role()
             await consumer.stop()
             log.info("scheduler %s stopped", instance)
 
 
-__all__ = ["Scheduler", "run", "GROUP_ID"]
+__all__ = ["Scheduler", "run", "GROUP_ID", "group_id_for"]
