@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from ledgerflow.common.secrets import generate_key
 from ledgerflow.common.settings import Settings
 
 KAFKA_ENV = "LEDGERFLOW_KAFKA_BOOTSTRAP"
@@ -150,15 +151,19 @@ def make_settings(
 ) -> Callable[..., Settings]:
     """Factory: ``make_settings(**overrides)`` -> :class:`Settings` for this test.
 
-    Defaults: the test Kafka, this test's ``topic_prefix`` and, unless ``database_url``
+    Defaults: the test Kafka, this test's ``topic_prefix``, a Fernet key of its own (the
+    same for every call in one test) and, unless ``database_url``
     is overridden, this test's ``fresh_database`` (created on first use only, so a
     Kafka-only test needs no Postgres).
     """
+
+    fernet_key = generate_key()  # one per test: the api and executors must share it
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "kafka_bootstrap": kafka_bootstrap,
             "topic_prefix": topic_prefix,
+            "fernet_key": fernet_key,
         }
         if "database_url" not in overrides:
             values["database_url"] = request.getfixturevalue("fresh_database")

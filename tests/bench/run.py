@@ -6,7 +6,10 @@ and prints a table. A hop is the time from one task's end to the next task's sta
 as the executor recorded them (``TaskAttemptSucceeded.end_date`` ->
 ``TaskAttemptStarted.start_date``).
 
-    uv run python -m tests.bench.run [--runs N]
+    uv run python -m tests.bench.run [--runs N] [--only chain|projector]
+
+Then the projector benchmark (``tests/bench/projector.py``): sustained rate and lag of
+the projection under 5,000 run-log and log-chunk events/s.
 """
 
 from __future__ import annotations
@@ -41,7 +44,23 @@ def pct(values: list[float], q: float) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--only", choices=("chain", "projector"))
+    ap.add_argument("--projector-rate", type=int, default=5000)
+    ap.add_argument("--projector-seconds", type=float, default=20.0)
     args = ap.parse_args()
+    if args.only != "projector":
+        chain(args)
+    if args.only != "chain":
+        from tests.bench import projector
+
+        projector.main(
+            ["--rate", str(args.projector_rate), "--seconds", str(args.projector_seconds)]
+        )
+    return 0
+
+
+def chain(args: argparse.Namespace) -> None:
+    """The 20-task chain through every service."""
     kafka = os.environ["LEDGERFLOW_KAFKA_BOOTSTRAP"]
     base_db = os.environ["LEDGERFLOW_DATABASE_URL"]
     name = f"bench_{uuid.uuid4().hex[:8]}"
@@ -101,7 +120,6 @@ def main() -> int:
         f"| first start -> last end of a run (s) | {statistics.median(totals):.2f} | "
         f"{pct(totals, 95):.2f} | {max(totals):.2f} |"
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -144,14 +144,14 @@ async def test_every_api_route_needs_a_token(anon: httpx.AsyncClient) -> None:
     ]:
         response = await anon.request(method, path)
         assert response.status_code == 401, (method, path)
-        assert response.json() == {"detail": "Not authenticated"}
+        assert response.json()["detail"] == "Not authenticated"
     response = await anon.get("/api/v2/dags", headers={"Authorization": "Bearer nope"})
     assert response.status_code == 401 and response.json()["detail"].startswith("Invalid token")
 
 
 async def test_token_flow(anon: httpx.AsyncClient) -> None:
     bad = await anon.post("/auth/token", json={"username": "admin", "password": "wrong"})
-    assert bad.status_code == 401 and bad.json() == {"detail": "Invalid username or password"}
+    assert bad.status_code == 401 and bad.json()["detail"] == "Invalid username or password"
     missing = await anon.post("/auth/token", json={"username": "admin"})
     assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == ["body", "password"]
     good = await anon.post("/auth/token", json={"username": "admin", "password": PASSWORD})
@@ -212,7 +212,10 @@ async def test_bad_dag_file_is_422_and_publishes_nothing(
     detail = response.json()["detail"]
     assert detail["kind"] == "syntax" and detail["filename"] == "broken.py"
     assert isinstance(detail["lineno"], int) and detail["message"]
-    assert await topic_size(settings, settings.topics.dags) == 0
+    # No DAG version: only the import error (GET /api/v2/importErrors) is published.
+    [record] = await read_topic(settings, settings.topics.dags, 1)
+    assert b"DagFileImportFailed" in record.value
+    assert await topic_size(settings, settings.topics.dags) == 1
 
     no_content = await client.post("/api/v2/dagFiles", json={"filename": "x.py"})
     assert no_content.status_code == 422
@@ -232,7 +235,7 @@ async def test_trigger_publishes_a_command_and_reads_come_from_the_projection(
 
     unknown = await client.post("/api/v2/dags/nope/dagRuns", json={})
     assert unknown.status_code == 404
-    assert unknown.json() == {"detail": "The DAG with dag_id: `nope` was not found"}
+    assert unknown.json()["detail"] == "The DAG with dag_id: `nope` was not found"
     bad_conf = await client.post("/api/v2/dags/hello_api/dagRuns", json={"conf": [1]})
     assert bad_conf.status_code == 422 and bad_conf.json()["detail"][0]["loc"] == ["body", "conf"]
 
@@ -323,16 +326,14 @@ async def test_trigger_publishes_a_command_and_reads_come_from_the_projection(
     assert (by_id["done"]["state"], by_id["done"]["operator"]) == (None, "BashOperator")
 
     logs = await client.get(f"/api/v2/dags/hello_api/dagRuns/{run_id}/taskInstances/greet/logs/1")
-    assert logs.json() == {
-        "content": [
-            {
-                "timestamp": "2026-11-24T01:02:03.000123+00:00",
-                "event": "hello from greet",
-                "stream": "stdout",
-            }
-        ],
-        "continuation_token": None,
-    }
+    assert logs.json()["content"] == [
+        {
+            "timestamp": "2026-11-24T01:02:03.000123+00:00",
+            "event": "hello from greet",
+            "stream": "stdout",
+        }
+    ]
+    assert logs.json()["continuation_token"]  # the attempt runs: more lines may come
     text = await client.get(
         f"/api/v2/dags/hello_api/dagRuns/{run_id}/taskInstances/greet/logs/1",
         headers={"Accept": "text/plain"},

@@ -22,7 +22,8 @@ def test_api_refuses_to_start_without_an_admin_password() -> None:
 def test_tokens_round_trip_and_are_checked() -> None:
     auth = Authenticator.from_settings(Settings(admin_password="pw", secret_key="k" * 32))
     assert auth.check_password("admin", "pw") and not auth.check_password("admin", "nope")
-    assert auth.verify(auth.issue("admin")) == "admin"
+    claims = auth.verify(auth.issue("admin"))
+    assert (claims.username, claims.role) == ("admin", "admin")
     other = Authenticator.from_settings(Settings(admin_password="pw", secret_key="x" * 32))
     with pytest.raises(InvalidToken):
         other.verify(auth.issue("admin"))

@@ -85,10 +85,12 @@ class ApiClient:
         password: str | None,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
+        api_key: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self.password = password
+        self.api_key = api_key  # an API key (lfk_...) is sent as the bearer token as is
         self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=timeout)
         self._token: str | None = None
 
@@ -103,8 +105,13 @@ class ApiClient:
         username, password = resolve_credentials(
             settings, os.environ if environ is None else environ
         )
+        env = os.environ if environ is None else environ
         return cls(
-            settings.resolved_api_url, username=username, password=password, transport=transport
+            settings.resolved_api_url,
+            username=username,
+            password=password,
+            transport=transport,
+            api_key=env.get("LEDGERFLOW_API_KEY") or None,
         )
 
     def __enter__(self) -> Self:
@@ -128,7 +135,10 @@ class ApiClient:
             raise CliError(f"cannot reach the API at {self.base_url}: {reason}") from exc
 
     def login(self) -> str:
-        """Exchange the username and password for a bearer token (cached)."""
+        """Exchange the username and password for a bearer token (cached); with
+        ``LEDGERFLOW_API_KEY`` set, the key is the token."""
+        if self._token is None and self.api_key:
+            self._token = self.api_key
         if self._token is None:
             response = self._send(
                 "POST",

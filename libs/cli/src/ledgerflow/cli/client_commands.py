@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ledgerflow.cli import output
 from ledgerflow.cli.api_client import ApiClient
 from ledgerflow.cli.context import CliContext
 from ledgerflow.cli.errors import CliError
@@ -67,9 +68,52 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 # ---------------------------------------------------------------------------- dags
 
+# Template files sent along with a DAG file (ADR 0006): these suffixes, in the DAG
+# file's directory and up to two levels of subdirectories below it.
+TEMPLATE_SUFFIXES = frozenset(
+    {".sql", ".sh", ".bash", ".hql", ".json", ".yaml", ".yml", ".j2", ".jinja2", ".txt", ".md"}
+)
+TEMPLATE_SEARCH_DEPTH = 2
+TEMPLATE_FILES_MAX_BYTES = 1024 * 1024  # the API's limit for one submission
+_SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "venv"})
+
+
+def template_files_near(dag_file: Path, *, depth: int = TEMPLATE_SEARCH_DEPTH) -> dict[str, str]:
+    """Template files next to ``dag_file``, keyed by their path relative to its
+    directory (``sql/load.sql``). Hidden entries, ``__pycache__``-like directories and
+    symlinked directories are skipped; so are files that are not UTF-8 text (with a
+    warning on stderr)."""
+    root = dag_file.parent
+    found: dict[str, str] = {}
+
+    def walk(folder: Path, level: int) -> None:
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                if level < depth and not entry.is_symlink() and entry.name not in _SKIPPED_DIRS:
+                    walk(entry, level + 1)
+            elif entry.suffix.lower() in TEMPLATE_SUFFIXES and entry.is_file():
+                relpath = entry.relative_to(root).as_posix()
+                try:
+                    found[relpath] = entry.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    print(
+                        f"{relpath}: not sent (cannot read it as UTF-8 text: {exc})",
+                        file=sys.stderr,
+                    )
+
+    walk(root, 0)
+    return found
+
 
 def cmd_dags_submit(args: argparse.Namespace, ctx: CliContext) -> int:
-    """POST each file to /api/v2/dagFiles; print parse errors as ``FILE:LINE: message``."""
+    """POST each file to /api/v2/dagFiles, with the template files next to it unless
+    ``--no-extra-files``; print parse errors as ``FILE:LINE: message``."""
     failed = 0
     with ctx.api_client() as api:
         for name in args.files:
@@ -80,12 +124,23 @@ def cmd_dags_submit(args: argparse.Namespace, ctx: CliContext) -> int:
                 print(f"{name}: cannot read: {exc.strerror or exc}", file=sys.stderr)
                 failed += 1
                 continue
-            response = api.request(
-                "POST",
-                "/api/v2/dagFiles",
-                json={"filename": path.name, "content": content},
-                accept=(422,),
-            )
+            body: dict[str, Any] = {"filename": path.name, "content": content}
+            if not getattr(args, "no_extra_files", False):
+                extra = template_files_near(path)
+                size = sum(len(text.encode()) for text in extra.values())
+                if size > TEMPLATE_FILES_MAX_BYTES:
+                    print(
+                        f"{name}: the template files next to it are {size} bytes together; "
+                        f"the limit is {TEMPLATE_FILES_MAX_BYTES} (move unrelated files "
+                        "away or use --no-extra-files)",
+                        file=sys.stderr,
+                    )
+                    failed += 1
+                    continue
+                if extra:
+                    body["extra_files"] = extra
+                    print(f"{name}: with template files {', '.join(extra)}", file=sys.stderr)
+            response = api.request("POST", "/api/v2/dagFiles", json=body, accept=(422,))
             if response.status_code == 422:
                 failed += 1
                 print(_parse_error_line(name, response.json()), file=sys.stderr)
@@ -97,6 +152,12 @@ def cmd_dags_submit(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def _parse_error_line(name: str, body: Any) -> str:
     detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list) and detail and all(isinstance(d, dict) for d in detail):
+        # A request validation error (e.g. a template file path the API refused).
+        return "; ".join(
+            f"{name}: {'.'.join(str(p) for p in d.get('loc', ()) if p != 'body')}: {d.get('msg')}"
+            for d in detail
+        )
     if not isinstance(detail, dict):
         return f"{name}: rejected: {json.dumps(detail if detail is not None else body)}"
     message = detail.get("message") or "rejected"
@@ -111,8 +172,8 @@ def cmd_dags_list(args: argparse.Namespace, ctx: CliContext) -> int:
     with ctx.api_client() as api:
         body = api.get_json("/api/v2/dags")
     dags = body.get("dags", [])
-    if args.json:
-        _print_json(dags)
+    if args.json or ctx.output != "table":
+        output.emit("json" if args.json else ctx.output, dags)
         return 0
     if not dags:
         print("no DAGs yet: submit one with `ledgerflow dags submit FILE`", file=sys.stderr)
@@ -238,8 +299,10 @@ def cmd_runs_show(args: argparse.Namespace, ctx: CliContext) -> int:
         run = api.get_json(_run_path(args.dag_id, args.run_id))
         tasks = api.get_json(f"{_run_path(args.dag_id, args.run_id)}/taskInstances")
     task_instances = tasks.get("task_instances", [])
-    if args.json:
-        _print_json({"dag_run": run, "task_instances": task_instances})
+    if args.json or ctx.output != "table":
+        output.emit(
+            "json" if args.json else ctx.output, {"dag_run": run, "task_instances": task_instances}
+        )
         return 0
     for key in (
         "dag_id",
@@ -268,8 +331,8 @@ def cmd_runs_show(args: argparse.Namespace, ctx: CliContext) -> int:
 def cmd_runs_list(args: argparse.Namespace, ctx: CliContext) -> int:
     with ctx.api_client() as api:
         runs = api.get_json(f"{_dag_path(args.dag_id)}/dagRuns").get("dag_runs", [])
-    if args.json:
-        _print_json(runs)
+    if args.json or ctx.output != "table":
+        output.emit("json" if args.json else ctx.output, runs)
         return 0
     print_table(
         ("dag_run_id", "state", "run_type", "logical_date", "start", "end"),

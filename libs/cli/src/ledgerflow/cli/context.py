@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import httpx
-from ledgerflow.cli.api_client import ApiClient
+from ledgerflow.cli.api_client import ApiClient, resolve_credentials
 from ledgerflow.common.settings import Settings
 
 
@@ -22,8 +22,26 @@ class CliContext:
     settings: Settings
     transport: httpx.BaseTransport | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    output: str = "table"
+    """``--output``: table, json or yaml (see :mod:`ledgerflow.cli.output`)."""
+    output_given: bool = False
+    """Whether ``--output`` was given (some commands default to another format)."""
+    api_url: str | None = None
+    """From ``--api-url`` or the config file (None: the settings' API URL)."""
+    token: str | None = None
+    """A bearer token or API key from ``--token``/``--api-key``, the environment or the
+    config file (None: log in with a username and password)."""
 
     def api_client(self) -> ApiClient:
-        return ApiClient.from_settings(
-            self.settings, environ=self.environ, transport=self.transport
+        if self.api_url is None and self.token is None:
+            return ApiClient.from_settings(
+                self.settings, environ=self.environ, transport=self.transport
+            )
+        username, password = resolve_credentials(self.settings, self.environ)
+        return ApiClient(
+            self.api_url or self.settings.resolved_api_url,
+            username=username,
+            password=password,
+            transport=self.transport,
+            api_key=self.token,
         )

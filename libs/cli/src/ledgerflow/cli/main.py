@@ -9,10 +9,21 @@ code. Handlers live in :mod:`service_commands`, :mod:`client_commands` and
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 import httpx
+from ledgerflow.cli import (
+    cli_config,
+    config_commands,
+    dags_test,
+    events_tail,
+    inspect_commands,
+    output,
+    pools_commands,
+    users_commands,
+)
 from ledgerflow.cli import client_commands as client
 from ledgerflow.cli import service_commands as services
 from ledgerflow.cli.context import CliContext
@@ -43,6 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="ledgerflow: an event-sourced workflow orchestrator over Kafka.",
         epilog="Configuration comes from LEDGERFLOW_* environment variables.",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=output.FORMATS,
+        default=None,
+        help="how client commands print results (default: table)",
+    )
+    parser.add_argument("--api-url", help="the API (default: LEDGERFLOW_API_URL, config file)")
+    parser.add_argument(
+        "--token",
+        "--api-key",
+        dest="token",
+        help="a bearer token or API key (default: LEDGERFLOW_TOKEN/LEDGERFLOW_API_KEY, "
+        "config file ~/.config/ledgerflow/config.toml, else log in with a password)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -102,9 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
     dags = commands.add_parser("dags", help="submit, list, trigger, pause DAGs")
     dags_cmds = dags.add_subparsers(dest="dags_command", metavar="COMMAND")
     dags.set_defaults(handler=_help_of(dags))
-    p = dags_cmds.add_parser("submit", help="submit DAG files to the API")
+    p = dags_cmds.add_parser(
+        "submit",
+        help="submit DAG files to the API",
+        description="Submit DAG files. Template files next to each one (.sql, .sh, .bash, "
+        ".hql, .json, .yaml, .yml, .j2, .jinja2, .txt, .md; in its directory and two levels "
+        "of subdirectories) are sent with it.",
+    )
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument(
+        "--no-extra-files",
+        action="store_true",
+        help="send only the DAG files, not the template files next to them",
+    )
     p.set_defaults(handler=client.cmd_dags_submit)
+    dags_test.register(dags_cmds)
     p = dags_cmds.add_parser("list", help="list DAGs")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=client.cmd_dags_list)
@@ -166,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timestamps", action="store_true", help="prefix each line with its timestamp")
     p.set_defaults(handler=client.cmd_tasks_logs)
 
+    inspect_commands.register(commands, dags_cmds, runs_cmds, tasks_cmds)
+    events_tail.register(commands, _help_of)
+
+    # --- variables, connections -----------------------------------------------------
+    config_commands.register(commands, _help_of)
+    users_commands.register(commands, _help_of)  # users, API keys
+    pools_commands.register(commands, _help_of)
+
     parser.set_defaults(handler=_help_of(parser))
     return parser
 
@@ -189,6 +235,29 @@ def _run_standalone(args: argparse.Namespace, ctx: CliContext) -> int:
     return run_standalone(args, ctx)
 
 
+def _context(
+    args: argparse.Namespace, settings: Settings, transport: httpx.BaseTransport | None
+) -> CliContext:
+    """The handlers' context: output format and where the API is (flags, environment,
+    config file; see :mod:`ledgerflow.cli.cli_config`)."""
+    environ = dict(os.environ)
+    client = cli_config.resolve(
+        api_url_flag=getattr(args, "api_url", None),
+        token_flag=getattr(args, "token", None),
+        environ=environ,
+    )
+    chosen = getattr(args, "output", None)
+    return CliContext(
+        settings=settings,
+        transport=transport,
+        environ=environ,
+        output=chosen or "table",
+        output_given=chosen is not None,
+        api_url=client.api_url,
+        token=client.token,
+    )
+
+
 def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | None = None) -> int:
     """Run the command in ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
 
@@ -204,7 +273,7 @@ def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | 
             raise CliError(
                 f"invalid configuration: LEDGERFLOW_{field.upper()}: {first.get('msg')}"
             ) from exc
-        ctx = CliContext(settings=settings, transport=transport)
+        ctx = _context(args, settings, transport)
         return int(args.handler(args, ctx))
     except CliError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -29,16 +29,20 @@ import httpx
 from ledgerflow.cli.api_client import ApiClient, read_env_file
 from ledgerflow.cli.context import CliContext
 from ledgerflow.cli.errors import CliError
+from ledgerflow.common.secrets import generate_key
 
-GENERATED_SECRETS = {
-    # env var -> bytes of randomness
-    "LEDGERFLOW_ADMIN_PASSWORD": 16,
-    "LEDGERFLOW_SECRET_KEY": 32,
+GENERATED_SECRETS: dict[str, Callable[[], str]] = {
+    # env var -> how to make a new value
+    "LEDGERFLOW_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(16),
+    "LEDGERFLOW_SECRET_KEY": lambda: secrets.token_urlsafe(32),
+    # Encrypts variables and connections at rest; api and executors share it (ADR 0006).
+    # Losing it loses them: it is kept with the other credentials.
+    "LEDGERFLOW_FERNET_KEY": generate_key,
 }
 
 
 def load_or_create_credentials(state_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
-    """The admin password and token secret for this installation.
+    """The admin password, token secret and Fernet key for this installation.
 
     A value set in the environment wins; otherwise the one stored in
     ``state_dir/standalone.env``; otherwise a new random one, which is stored (mode 0600)
@@ -48,13 +52,13 @@ def load_or_create_credentials(state_dir: Path, environ: Mapping[str, str]) -> d
     stored = read_env_file(env_file)
     result: dict[str, str] = {}
     changed = False
-    for key, nbytes in GENERATED_SECRETS.items():
+    for key, make in GENERATED_SECRETS.items():
         if environ.get(key):
             result[key] = environ[key]
         elif stored.get(key):
             result[key] = stored[key]
         else:
-            result[key] = stored[key] = secrets.token_urlsafe(nbytes)
+            result[key] = stored[key] = make()
             changed = True
     if changed:
         state_dir.mkdir(parents=True, exist_ok=True)

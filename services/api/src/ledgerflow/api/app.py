@@ -1,7 +1,9 @@
 """The FastAPI application: ``create_app(settings)``.
 
 The lifespan owns the Postgres pool, the event producer and the health probe; nothing
-is created at import time. Every ``/api/v2`` route requires a bearer token.
+is created at import time. Every ``/api/v2`` route requires a bearer token or API key
+and a role (``deps.authorize``: viewer for reads, user for writes, unless the route says
+more).
 """
 
 from __future__ import annotations
@@ -15,11 +17,43 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from ledgerflow.api import db
+from ledgerflow.api.access import AccessControl
 from ledgerflow.api.auth import Authenticator
-from ledgerflow.api.deps import ApiContext, get_current_user
+from ledgerflow.api.deps import ApiContext, authorize
 from ledgerflow.api.health import HealthProbe
-from ledgerflow.api.routes import auth, dag_files, dag_runs, dags, health, task_instances
-from ledgerflow.common.kafka_io import EventProducer, ensure_topics
+from ledgerflow.api.input_guards import reject_nul
+from ledgerflow.api.positions import (
+    EventPositionMiddleware,
+    PositionRecordingProducer,
+    wait_for_positions,
+)
+from ledgerflow.api.problems import add_problem_handlers, problem
+from ledgerflow.api.routes import (
+    auth,
+    connections,
+    dag_admin,
+    dag_files,
+    dag_runs,
+    dag_runs_batch,
+    dag_sources,
+    dag_versions,
+    dags,
+    event_logs,
+    events_stream,
+    health,
+    history,
+    import_errors,
+    monitor,
+    pools,
+    task_instance_tries,
+    task_instances,
+    tasks,
+    users,
+    variables,
+    version,
+    xcom,
+)
+from ledgerflow.common.kafka_io import ensure_topics
 from ledgerflow.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,7 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
             await ensure_topics(settings)
             pool = await db.create_pool(settings.database_url, schema=db.LIVE_SCHEMA)
             stack.push_async_callback(pool.close)
-            producer = EventProducer(settings, source="ledgerflow/api")
+            producer = PositionRecordingProducer(settings, source="ledgerflow/api")
             await producer.start()
             stack.push_async_callback(producer.stop)
             probe = HealthProbe(settings)
@@ -53,16 +87,48 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.auth = authenticator
+    app.state.access = AccessControl(authenticator)
 
-    api = APIRouter(prefix="/api/v2", dependencies=[Depends(get_current_user)])
+    # wait_for=<position> (read-your-writes) after authorization, before any route.
+    # NUL characters are refused before anything else (input_guards).
+    api = APIRouter(
+        prefix="/api/v2",
+        dependencies=[
+            Depends(reject_nul),
+            Depends(authorize),
+            Depends(wait_for_positions),
+        ],
+    )
     api.include_router(dag_files.router)
     api.include_router(dags.router)
+    api.include_router(dag_admin.router)  # PATCH /dags, DELETE DAGs and runs
+    api.include_router(dag_versions.router)
+    api.include_router(dag_sources.router)
+    api.include_router(dag_runs_batch.router)  # POST /dags/~/dagRuns/list
     api.include_router(dag_runs.router)
+    api.include_router(history.router)  # .../dagRuns/{dag_run_id}/events
+    api.include_router(events_stream.router)  # /events/stream (server-sent events)
+    # Before task instances: their ``/{task_id}/{map_index}`` would match ``xcomEntries``.
+    api.include_router(xcom.router)
+    api.include_router(task_instance_tries.router)  # .../{task_id}/tries (same reason)
     api.include_router(task_instances.router)
+    api.include_router(task_instances.dag_router)  # clearTaskInstances
+    api.include_router(pools.router)
+    api.include_router(tasks.router)
+    api.include_router(variables.router)
+    api.include_router(connections.router)
+    api.include_router(users.router)
+    api.include_router(users.api_keys_router)
+    api.include_router(event_logs.router)
+    api.include_router(import_errors.router)
+    api.include_router(version.router)  # public
+    api.include_router(monitor.router)  # public
     app.include_router(api)
     app.include_router(auth.router)
     app.include_router(health.router)
+    add_problem_handlers(app)  # every error as {detail, status, title, type}
     _add_error_handlers(app)
+    app.add_middleware(EventPositionMiddleware)  # Ledgerflow-Event-Position on writes
     return app
 
 
@@ -72,21 +138,16 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(asyncpg.UndefinedTableError)
     @app.exception_handler(asyncpg.InvalidSchemaNameError)
     async def projection_missing(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "The projection is not ready yet (has the projector run?)"},
-            status_code=503,
-        )
+        return problem(503, "The projection is not ready yet (has the projector run?)")
 
     @app.exception_handler(OSError)
     @app.exception_handler(asyncpg.PostgresConnectionError)
     @app.exception_handler(asyncpg.InterfaceError)
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable: %r", exc)
-        return JSONResponse({"detail": f"The database is unavailable: {exc}"}, status_code=503)
+        return problem(503, f"The database is unavailable: {exc}")
 
     @app.exception_handler(KafkaError)
     async def kafka_unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("kafka unavailable: %r", exc)
-        return JSONResponse(
-            {"detail": f"Could not publish to Kafka (retry later): {exc!r}"}, status_code=503
-        )
+        return problem(503, f"Could not publish to Kafka (retry later): {exc!r}")

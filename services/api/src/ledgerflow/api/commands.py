@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -14,19 +15,28 @@ SOURCE = "ledgerflow/api"
 VERSION_ID_LENGTH = 20
 
 
-def version_id_for(dag_id: str, content: str) -> str:
-    """A DAG version's id: a hash of the DAG id and the file's content, so submitting
-    the same file twice names the same version."""
-    digest = hashlib.sha256(f"{dag_id}\x1f{content}".encode()).hexdigest()
-    return digest[:VERSION_ID_LENGTH]
+def version_id_for(dag_id: str, content: str, extra_files: Mapping[str, str] | None = None) -> str:
+    """A DAG version's id: a hash of the DAG id, the file's content and its template
+    files, so submitting the same files twice names the same version (and changing a
+    template makes a new one). Without template files the id is what it always was."""
+    text = f"{dag_id}\x1f{content}"
+    for path in sorted(extra_files or {}):
+        text += f"\x1e{path}\x1f{(extra_files or {})[path]}"
+    return hashlib.sha256(text.encode()).hexdigest()[:VERSION_ID_LENGTH]
 
 
 def dag_version(
-    dag: SerializedDag, *, content: str, filename: str, submitted_by: str, now: datetime
+    dag: SerializedDag,
+    *,
+    content: str,
+    filename: str,
+    submitted_by: str,
+    now: datetime,
+    extra_files: Mapping[str, str] | None = None,
 ) -> ev.Envelope:
     """``DagVersionPublished``; the envelope id follows from the version id, so a
     resubmission is a duplicate every reader drops."""
-    version_id = version_id_for(dag.dag_id, content)
+    version_id = version_id_for(dag.dag_id, content, extra_files)
     return ev.make_envelope(
         ev.DagVersionPublished(
             dag_id=dag.dag_id,
@@ -34,6 +44,7 @@ def dag_version(
             dag=dag,
             source_code=content,
             filename=filename,
+            extra_files=dict(extra_files or {}),
             submitted_by=submitted_by,
         ),
         id=ev.deterministic_id("DagVersionPublished", version_id),

@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from ledgerflow.api import queries
 from ledgerflow.api.schemas import HealthResponse
 from ledgerflow.api.topology import partitions_of
-from ledgerflow.common.kafka_io import consumer_config
+from ledgerflow.common.kafka_io import consumer_config, kafka_client_kwargs
 from ledgerflow.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class HealthProbe:
 
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap)
+            admin = AIOKafkaAdminClient(**kafka_client_kwargs(self._settings))
             await admin.start()
             self._admin = admin
         if self._consumer is None:

@@ -11,17 +11,57 @@ whatever the interleaving of topics and however often a message is delivered:
   ``dags`` row takes ``LEAST``/``GREATEST`` of times, so a rebuild yields the same rows;
 - task instance updates are guarded by ``try_number`` and by state rank within a try,
   so a report of an older attempt never overwrites a newer one (Airflow's check).
+
+The registry maps a payload type to ``async handler(conn, envelope)``. The hot handlers
+(task instance facts, executor reports, log chunks) are :class:`PlannedHandler` objects: a
+pure *plan* (the statements one event runs, in order) plus the *key* of the rows those
+statements read and write. Called, a planned handler runs its plan statement by
+statement; the projector's batch path (:mod:`ledgerflow.api.projection_batch`) runs the
+plans of consecutive events with distinct keys together, one ``executemany`` per
+statement. Both paths run the same SQL with the same arguments, so they cannot drift.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from ledgerflow.api import projection_task_model as task_model
+from ledgerflow.api.projection_config import CONFIG_HANDLERS
 from ledgerflow.common import events as ev
 
 Handler = Callable[[asyncpg.Connection, Any], Awaitable[None]]
+Statement = tuple[str, tuple[Any, ...]]
+"""One SQL statement and its arguments."""
+
+
+@dataclass(frozen=True)
+class PlannedHandler:
+    """A handler given as a plan (see the module docstring).
+
+    ``plan(envelope)`` returns the statements in order; ``key(envelope)`` is a tuple
+    naming every row they touch, read or written, as a path: a key covers the keys it
+    is a prefix of (``("run", dag, run)`` covers ``("run", dag, run, "ti", task, -1)``).
+    Two events whose keys do not cover one another must commute: running one's
+    statements before, after or between the other's gives the same rows. Register it
+    like any handler: calling it runs the plan in order.
+    """
+
+    plan: Callable[[ev.Envelope], Sequence[Statement]]
+    key: Callable[[ev.Envelope], tuple[Any, ...]]
+
+    async def __call__(self, conn: asyncpg.Connection, env: ev.Envelope) -> None:
+        for sql, args in self.plan(env):
+            await conn.execute(sql, *args)
+
+
+def _ti_row_key(env: ev.Envelope) -> tuple[Any, ...]:
+    """Task instance facts touch the task instance, its attempts, XComs and reschedules."""
+    p = env.data
+    return ("run", p.dag_id, p.run_id, "ti", p.task_id, p.map_index)
+
 
 _INSERT_EVENT = """
 INSERT INTO events (event_id, topic, kafka_partition, kafka_offset, aggregate_key, event_type,
@@ -102,14 +142,22 @@ ON CONFLICT (dag_id) DO UPDATE SET
     updated_at = GREATEST(d.updated_at, EXCLUDED.updated_at)
 """
 
+# A task has one row at map index -1, except a mapped task once expanded
+# (``task_map``): then one row per map index 0 .. length-1 (-1 again when length is 0,
+# the placeholder that is skipped).
 _ENSURE_TASK_INSTANCES = """
 INSERT INTO task_instances AS ti (dag_id, run_id, task_id, map_index, operator, queue, pool,
                                   priority_weight, max_tries)
-SELECT r.dag_id, r.run_id, t->>'task_id', -1, t->>'operator', t->>'queue', t->>'pool',
-       (t->>'priority_weight')::integer, (t->>'retries')::integer
+SELECT r.dag_id, r.run_id, t->>'task_id', mi.map_index, t->>'operator', t->>'queue',
+       t->>'pool', (t->>'priority_weight')::integer, (t->>'retries')::integer
 FROM dag_runs r
 JOIN dag_versions v ON v.version_id = r.version_id
 CROSS JOIN LATERAL jsonb_array_elements(v.serialized_dag->'tasks') AS t
+LEFT JOIN task_map m ON m.dag_id = r.dag_id AND m.run_id = r.run_id
+                    AND m.task_id = t->>'task_id'
+CROSS JOIN LATERAL generate_series(CASE WHEN m.length > 0 THEN 0 ELSE -1 END,
+                                   CASE WHEN m.length > 0 THEN m.length - 1 ELSE -1 END)
+    AS mi(map_index)
 WHERE {where}
 ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET
     operator = COALESCE(ti.operator, EXCLUDED.operator),
@@ -185,59 +233,73 @@ ON CONFLICT (dag_id, run_id) DO UPDATE SET
 """
 
 
-async def _dag_run_queued(conn: asyncpg.Connection, env: ev.Envelope) -> None:
+def _plan_dag_run_queued(env: ev.Envelope) -> list[Statement]:
     p: ev.DagRunQueued = env.data
-    await conn.execute(
-        _UPSERT_RUN_QUEUED,
-        p.dag_id,
-        p.run_id,
-        p.run_type,
-        p.conf,
-        p.logical_date,
-        p.queued_at,
-        p.version_id,
-        p.triggered_by,
-        p.note,
-        env.time,
-    )
-    await conn.execute(_ENSURE_TIS_FOR_RUN, p.dag_id, p.run_id)
+    return [
+        (
+            _UPSERT_RUN_QUEUED,
+            (
+                p.dag_id,
+                p.run_id,
+                p.run_type,
+                p.conf,
+                p.logical_date,
+                p.queued_at,
+                p.version_id,
+                p.triggered_by,
+                p.note,
+                env.time,
+            ),
+        ),
+        (_ENSURE_TIS_FOR_RUN, (p.dag_id, p.run_id)),
+    ]
 
 
-async def _dag_run_started(conn: asyncpg.Connection, env: ev.Envelope) -> None:
+def _run_key(env: ev.Envelope) -> tuple[Any, ...]:
+    """A queued run writes its row and creates its task instances: the whole run. (It
+    reads the DAG version and ``task_map``, which only unplanned handlers write.)"""
+    return ("run", env.data.dag_id, env.data.run_id)
+
+
+def _run_row_key(env: ev.Envelope) -> tuple[Any, ...]:
+    """Run state facts touch only the run's ``dag_runs`` row."""
+    return ("run", env.data.dag_id, env.data.run_id, "row")
+
+
+_dag_run_queued = PlannedHandler(_plan_dag_run_queued, _run_key)
+
+_RUN_STARTED = (
+    "UPDATE dag_runs SET state = 'running', start_date = $3, updated_at = $4"
+    " WHERE dag_id = $1 AND run_id = $2"
+)
+_RUN_SUCCEEDED = (
+    "UPDATE dag_runs SET state = 'success', end_date = $3, updated_at = $4"
+    " WHERE dag_id = $1 AND run_id = $2"
+)
+_RUN_FAILED = (
+    "UPDATE dag_runs SET state = 'failed', end_date = $3, failure_reason = $4,"
+    " updated_at = $5 WHERE dag_id = $1 AND run_id = $2"
+)
+
+
+def _plan_dag_run_started(env: ev.Envelope) -> list[Statement]:
     p: ev.DagRunStarted = env.data
-    await conn.execute(
-        "UPDATE dag_runs SET state = 'running', start_date = $3, updated_at = $4"
-        " WHERE dag_id = $1 AND run_id = $2",
-        p.dag_id,
-        p.run_id,
-        p.start_date,
-        env.time,
-    )
+    return [(_RUN_STARTED, (p.dag_id, p.run_id, p.start_date, env.time))]
 
 
-async def _dag_run_succeeded(conn: asyncpg.Connection, env: ev.Envelope) -> None:
+def _plan_dag_run_succeeded(env: ev.Envelope) -> list[Statement]:
     p: ev.DagRunSucceeded = env.data
-    await conn.execute(
-        "UPDATE dag_runs SET state = 'success', end_date = $3, updated_at = $4"
-        " WHERE dag_id = $1 AND run_id = $2",
-        p.dag_id,
-        p.run_id,
-        p.end_date,
-        env.time,
-    )
+    return [(_RUN_SUCCEEDED, (p.dag_id, p.run_id, p.end_date, env.time))]
 
 
-async def _dag_run_failed(conn: asyncpg.Connection, env: ev.Envelope) -> None:
+def _plan_dag_run_failed(env: ev.Envelope) -> list[Statement]:
     p: ev.DagRunFailed = env.data
-    await conn.execute(
-        "UPDATE dag_runs SET state = 'failed', end_date = $3, failure_reason = $4,"
-        " updated_at = $5 WHERE dag_id = $1 AND run_id = $2",
-        p.dag_id,
-        p.run_id,
-        p.end_date,
-        p.reason,
-        env.time,
-    )
+    return [(_RUN_FAILED, (p.dag_id, p.run_id, p.end_date, p.reason, env.time))]
+
+
+_dag_run_started = PlannedHandler(_plan_dag_run_started, _run_row_key)
+_dag_run_succeeded = PlannedHandler(_plan_dag_run_succeeded, _run_row_key)
+_dag_run_failed = PlannedHandler(_plan_dag_run_failed, _run_row_key)
 
 
 # --------------------------------------------------------------------------- task instances
@@ -294,13 +356,16 @@ ON CONFLICT ({_ATTEMPT_KEY}) DO UPDATE SET
 """
 
 
-async def _ti_queued(conn: asyncpg.Connection, env: ev.Envelope) -> None:
+def _plan_ti_queued(env: ev.Envelope) -> list[Statement]:
     p: ev.TaskInstanceQueued = env.data
     key = (p.dag_id, p.run_id, p.task_id, p.map_index)
-    await conn.execute(
-        _TI_QUEUED, *key, p.try_number, p.queued_when, p.queue, p.pool, p.priority_weight
-    )
-    await conn.execute(_ATTEMPT_QUEUED, *key, p.try_number, p.queued_when)
+    return [
+        (_TI_QUEUED, (*key, p.try_number, p.queued_when, p.queue, p.pool, p.priority_weight)),
+        (_ATTEMPT_QUEUED, (*key, p.try_number, p.queued_when)),
+    ]
+
+
+_ti_queued = PlannedHandler(_plan_ti_queued, _ti_row_key)
 
 
 _TI_STARTED = f"""
@@ -332,7 +397,7 @@ ON CONFLICT ({_ATTEMPT_KEY}) DO UPDATE SET
 """
 
 
-async def _attempt_started(conn: asyncpg.Connection, env: ev.Envelope) -> None:
+def _plan_attempt_started(env: ev.Envelope) -> list[Statement]:
     p: ev.TaskAttemptStarted = env.data
     args = (
         p.dag_id,
@@ -345,17 +410,23 @@ async def _attempt_started(conn: asyncpg.Connection, env: ev.Envelope) -> None:
         p.executor_id,
         p.pid,
     )
-    await conn.execute(_TI_STARTED, *args)
-    await conn.execute(_ATTEMPT_STARTED, *args)
+    return [(_TI_STARTED, args), (_ATTEMPT_STARTED, args)]
+
+
+_attempt_started = PlannedHandler(_plan_attempt_started, _ti_row_key)
 
 
 # A finished attempt: $5 try, $6 state ('success' or NULL for a failure, whose task
 # instance state the scheduler decides), $7 end_date, $8 executor_id, $9 return_value.
+# $10: the try's rendered template fields, NULL to keep the stored ones. Setting them
+# here is the same as an UPDATE ... WHERE try_number = $5 afterwards: the row ends up
+# at try $5 exactly when this statement inserts or updates it.
 _TI_FINISHED = f"""
 INSERT INTO task_instances AS ti ({_TI_KEY}, try_number, state, end_date, executor_id,
-                                  return_value)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                  return_value, rendered_fields)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10::jsonb, '{{}}'::jsonb))
 ON CONFLICT ({_TI_KEY}) DO UPDATE SET
+    rendered_fields = COALESCE($10::jsonb, ti.rendered_fields),
     state = CASE WHEN EXCLUDED.state IS NOT NULL AND {_SAME_TRY_FORWARD}
                  THEN EXCLUDED.state ELSE ti.state END,
     try_number = EXCLUDED.try_number,
@@ -381,38 +452,70 @@ WHERE ti_state_rank(a.state) < 3  -- an attempt's first verdict is final
 """
 
 
-async def _attempt_succeeded(conn: asyncpg.Connection, env: ev.Envelope) -> None:
+def _plan_attempt_succeeded(env: ev.Envelope) -> list[Statement]:
     p: ev.TaskAttemptSucceeded = env.data
     key = (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number)
-    await conn.execute(_TI_FINISHED, *key, "success", p.end_date, p.executor_id, p.return_value)
-    await conn.execute(
-        _ATTEMPT_FINISHED,
-        *key,
-        "success",
-        p.end_date,
-        p.executor_id,
-        p.return_value,
-        None,
-        None,
-        None,
-    )
+    return [
+        (
+            _TI_FINISHED,
+            (*key, "success", p.end_date, p.executor_id, p.return_value, p.rendered_fields or None),
+        ),
+        (
+            _ATTEMPT_FINISHED,
+            (*key, "success", p.end_date, p.executor_id, p.return_value, None, None, None),
+        ),
+        *task_model.plan_xcoms(p),
+    ]
 
 
-async def _attempt_failed(conn: asyncpg.Connection, env: ev.Envelope) -> None:
+def _plan_attempt_failed(env: ev.Envelope) -> list[Statement]:
     p: ev.TaskAttemptFailed = env.data
     key = (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number)
-    await conn.execute(_TI_FINISHED, *key, None, p.end_date, p.executor_id, None)
-    await conn.execute(
-        _ATTEMPT_FINISHED,
-        *key,
-        "failed",
-        p.end_date,
-        p.executor_id,
-        None,
-        p.error,
-        p.error_type,
-        p.retryable,
-    )
+    return [
+        (_TI_FINISHED, (*key, None, p.end_date, p.executor_id, None, p.rendered_fields or None)),
+        (
+            _ATTEMPT_FINISHED,
+            (*key, "failed", p.end_date, p.executor_id, None, p.error, p.error_type, p.retryable),
+        ),
+    ]
+
+
+def _plan_attempt_skipped(env: ev.Envelope) -> list[Statement]:
+    """The task skipped itself: the task instance is skipped (final, like a success)."""
+    p: ev.TaskAttemptSkipped = env.data
+    key = (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number)
+    return [
+        (
+            _TI_FINISHED,
+            (*key, "skipped", p.end_date, p.executor_id, None, p.rendered_fields or None),
+        ),
+        (
+            _ATTEMPT_FINISHED,
+            (*key, "skipped", p.end_date, p.executor_id, None, None, None, None),
+        ),
+        *task_model.plan_skip_reason(p),
+    ]
+
+
+def _plan_attempt_rescheduled(env: ev.Envelope) -> list[Statement]:
+    """A reschedule-mode sensor will poke again: ``up_for_reschedule`` until the
+    scheduler queues the next try at the reschedule date."""
+    p: ev.TaskAttemptRescheduled = env.data
+    key = (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number)
+    return [
+        (_TI_FINISHED, (*key, "up_for_reschedule", p.end_date, p.executor_id, None, None)),
+        (
+            _ATTEMPT_FINISHED,
+            (*key, "up_for_reschedule", p.end_date, p.executor_id, None, None, None, None),
+        ),
+        *task_model.plan_reschedule(p),
+    ]
+
+
+_attempt_succeeded = PlannedHandler(_plan_attempt_succeeded, _ti_row_key)
+_attempt_failed = PlannedHandler(_plan_attempt_failed, _ti_row_key)
+_attempt_skipped = PlannedHandler(_plan_attempt_skipped, _ti_row_key)
+_attempt_rescheduled = PlannedHandler(_plan_attempt_rescheduled, _ti_row_key)
 
 
 # The scheduler's verdict on an attempt: $5 try, $6 state, $7 end_date (may be NULL),
@@ -439,18 +542,26 @@ WHERE ({_ATTEMPT_KEY}) = ($1, $2, $3, $4, $5) AND ti_state_rank(state) < 3
 """
 
 
-async def _ti_up_for_retry(conn: asyncpg.Connection, env: ev.Envelope) -> None:
+def _plan_ti_up_for_retry(env: ev.Envelope) -> list[Statement]:
     p: ev.TaskInstanceUpForRetry = env.data
     key = (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number)
-    await conn.execute(_TI_VERDICT, *key, "up_for_retry", None, p.retry_at)
-    await conn.execute(_ATTEMPT_CLOSE, *key, env.time)
+    return [
+        (_TI_VERDICT, (*key, "up_for_retry", None, p.retry_at)),
+        (_ATTEMPT_CLOSE, (*key, env.time)),
+    ]
 
 
-async def _ti_failed(conn: asyncpg.Connection, env: ev.Envelope) -> None:
+def _plan_ti_failed(env: ev.Envelope) -> list[Statement]:
     p: ev.TaskInstanceFailed = env.data
     key = (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number)
-    await conn.execute(_TI_VERDICT, *key, "failed", p.end_date, None)
-    await conn.execute(_ATTEMPT_CLOSE, *key, p.end_date)
+    return [
+        (_TI_VERDICT, (*key, "failed", p.end_date, None)),
+        (_ATTEMPT_CLOSE, (*key, p.end_date)),
+    ]
+
+
+_ti_up_for_retry = PlannedHandler(_plan_ti_up_for_retry, _ti_row_key)
+_ti_failed = PlannedHandler(_plan_ti_failed, _ti_row_key)
 
 
 # Skipped / upstream_failed: decided without running; Airflow sets start = end = then.
@@ -466,16 +577,53 @@ ON CONFLICT ({_TI_KEY}) DO UPDATE SET
 """
 
 
-async def _ti_upstream_failed(conn: asyncpg.Connection, env: ev.Envelope) -> None:
+def _plan_ti_upstream_failed(env: ev.Envelope) -> list[Statement]:
     p: ev.TaskInstanceUpstreamFailed = env.data
+    return [(_TI_NOT_RUN, (p.dag_id, p.run_id, p.task_id, p.map_index, "upstream_failed", p.at))]
+
+
+_ti_upstream_failed = PlannedHandler(_plan_ti_upstream_failed, _ti_row_key)
+
+
+async def _ti_failed_by_scheduler(conn: asyncpg.Connection, env: ev.Envelope) -> None:
+    """A sensor ran out of time between pokes, or a mapped task's value cannot be
+    mapped: failed without an attempt failing (the reason goes on the last attempt)."""
+    p: ev.TaskInstanceFailedByScheduler = env.data
+    if p.try_number == 0:
+        await conn.execute(_TI_NOT_RUN, p.dag_id, p.run_id, p.task_id, p.map_index, "failed", p.at)
+        return
+    key = (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number)
+    await conn.execute(_TI_VERDICT, *key, "failed", p.at, None)
+    await conn.execute(_ATTEMPT_CLOSE, *key, p.at)
     await conn.execute(
-        _TI_NOT_RUN, p.dag_id, p.run_id, p.task_id, p.map_index, "upstream_failed", p.at
+        f"UPDATE task_attempts SET reason = $6 WHERE ({_ATTEMPT_KEY}) = ($1, $2, $3, $4, $5)",
+        *key,
+        p.reason,
+    )
+    # The instance ended when the scheduler gave up, not when its last poke ended.
+    await conn.execute(
+        f"UPDATE task_instances SET end_date = $6 WHERE ({_ATTEMPT_KEY}) = ($1, $2, $3, $4, $5)",
+        *key,
+        p.at,
     )
 
 
-async def _ti_skipped(conn: asyncpg.Connection, env: ev.Envelope) -> None:
+def _plan_ti_skipped(env: ev.Envelope) -> list[Statement]:
     p: ev.TaskInstanceSkipped = env.data
-    await conn.execute(_TI_NOT_RUN, p.dag_id, p.run_id, p.task_id, p.map_index, "skipped", p.at)
+    return [(_TI_NOT_RUN, (p.dag_id, p.run_id, p.task_id, p.map_index, "skipped", p.at))]
+
+
+_ti_skipped = PlannedHandler(_plan_ti_skipped, _ti_row_key)
+
+
+async def _ti_map_expanded(conn: asyncpg.Connection, env: ev.Envelope) -> None:
+    """A mapped task's indexes are known: rows 0 .. length-1 replace the placeholder
+    (their operator etc. come from the run's version, now or when it is projected)."""
+    p: ev.TaskInstanceMapExpanded = env.data
+    await task_model.record_map_expansion(conn, p)
+    await conn.execute(_ENSURE_TIS_FOR_RUN, p.dag_id, p.run_id)
+    if p.length == 0:  # nothing to map over: the placeholder is skipped
+        await conn.execute(_TI_NOT_RUN, p.dag_id, p.run_id, p.task_id, -1, "skipped", p.at)
 
 
 # --------------------------------------------------------------------------- logs
@@ -487,12 +635,24 @@ ON CONFLICT DO NOTHING
 """
 
 
-async def _log_chunk(conn: asyncpg.Connection, env: ev.Envelope) -> None:
+def _plan_log_chunk(env: ev.Envelope) -> list[Statement]:
     p: ev.TaskLogChunk = env.data
     lines = [line.model_dump(mode="json") for line in p.lines]
-    await conn.execute(
-        _INSERT_LOG_CHUNK, p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number, p.chunk, lines
-    )
+    return [
+        (
+            _INSERT_LOG_CHUNK,
+            (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number, p.chunk, lines),
+        )
+    ]
+
+
+def _log_chunk_key(env: ev.Envelope) -> tuple[Any, ...]:
+    """A chunk touches only its own ``task_logs`` row (the first copy of it wins)."""
+    p = env.data
+    return ("log", p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number, p.chunk)
+
+
+_log_chunk = PlannedHandler(_plan_log_chunk, _log_chunk_key)
 
 
 # Commands (TriggerDagRun, SetDagPaused), TriggerRejected and work items are kept in
@@ -512,5 +672,33 @@ _HANDLERS: dict[type[Any], Handler] = {
     ev.TaskInstanceFailed: _ti_failed,
     ev.TaskInstanceUpstreamFailed: _ti_upstream_failed,
     ev.TaskInstanceSkipped: _ti_skipped,
+    ev.TaskInstanceFailedByScheduler: _ti_failed_by_scheduler,
+    ev.TaskAttemptSkipped: _attempt_skipped,
+    ev.TaskAttemptRescheduled: _attempt_rescheduled,
+    ev.TaskInstanceMapExpanded: _ti_map_expanded,
     ev.TaskLogChunk: _log_chunk,
 }
+
+# Variables and connections (config topic): handlers in their own module.
+_HANDLERS.update(CONFIG_HANDLERS)
+
+
+def handler_for(payload_type: type[Any]) -> Handler | None:
+    """The handler registered for a payload type (None: kept in ``events`` only)."""
+    return _HANDLERS.get(payload_type)
+
+
+# Users and API keys (config topic); imported here so this stays a one-line hook.
+from ledgerflow.api.projection_users import USER_HANDLERS  # noqa: E402
+
+_HANDLERS.update(USER_HANDLERS)
+
+# Pools, zombies, clears and marks (issue 4): handlers in their own modules.
+from ledgerflow.api.projection_pools import POOL_HANDLERS  # noqa: E402
+
+_HANDLERS.update(POOL_HANDLERS)
+
+# DAG and run deletion, import errors (issue 5): handlers in their own module.
+from ledgerflow.api.projection_dag_lifecycle import LIFECYCLE_HANDLERS  # noqa: E402
+
+_HANDLERS.update(LIFECYCLE_HANDLERS)

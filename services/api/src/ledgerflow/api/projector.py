@@ -11,9 +11,16 @@ second projector, or a rebuild swapped the schema): it seeks back to the stored 
 and drops the batch for that partition, so nothing is skipped and nothing is applied
 twice. Records below the stored offset are skipped; event ids dedupe the rest.
 
+A batch is everything one ``getmany`` returned (up to :data:`MAX_BATCH_RECORDS`), all
+partitions together, in ONE transaction: the raw events in one statement, the read
+tables with one ``executemany`` per statement kind (``projection_batch``), the offsets
+in one statement. Under load batches grow, so round trips per event fall; when idle a
+batch is a handful of events and the lag is one round trip's worth.
+
 A malformed message is sent to the dead-letter topic and its offset stored like any
-other. An event that breaks a row constraint is retried alone and dead-lettered if it
-fails again, so one bad event cannot stall the projection.
+other. When the batch fails on a row constraint it is redone one savepoint per event
+(the per-event path); the event that fails again is dead-lettered, so one bad event
+cannot stall the projection.
 """
 
 from __future__ import annotations
@@ -32,16 +39,19 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from ledgerflow.api import db
 from ledgerflow.api.projection import apply_event
+from ledgerflow.api.projection_batch import Delivered, apply_events
 from ledgerflow.api.topology import partitions_of
-from ledgerflow.common.events import Envelope, MalformedMessage
+from ledgerflow.common.events import SCHEMA_VERSION, Envelope, MalformedMessage
 from ledgerflow.common.kafka_io import (
     EventProducer,
     consumer_config,
     decode_record,
     ensure_topics,
+    kafka_client_kwargs,
     traceparent_of,
 )
 from ledgerflow.common.settings import Settings
+from pydantic import TypeAdapter, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +89,17 @@ VALUES ($1, $2, $3, now())
 ON CONFLICT (topic, kafka_partition) DO UPDATE
 SET next_offset = EXCLUDED.next_offset, updated_at = now()
 """
-_UPDATE_STATUS = """
+# Both in one round trip (the CTE runs whether or not the main statement reads it).
+_STORE_OFFSETS_AND_STATUS = """
+WITH stored AS (
+    INSERT INTO projector_offsets (topic, kafka_partition, next_offset, updated_at)
+    SELECT t, p, o, now() FROM unnest($1::text[], $2::integer[], $3::bigint[]) AS x(t, p, o)
+    ON CONFLICT (topic, kafka_partition) DO UPDATE
+    SET next_offset = EXCLUDED.next_offset, updated_at = now()
+)
 INSERT INTO projector_status (id, started_at, updated_at, events_applied, dead_lettered,
                               last_batch_size, last_event_time)
-VALUES (1, $1, now(), $2, $3, $4, $5)
+VALUES (1, $4, now(), $5, $6, $7, $8)
 ON CONFLICT (id) DO UPDATE SET
     started_at = EXCLUDED.started_at, updated_at = now(),
     events_applied = projector_status.events_applied + EXCLUDED.events_applied,
@@ -132,7 +149,7 @@ class Projector:
         )
         self._consumer = AIOKafkaConsumer(**config)
         await self._consumer.start()
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**kafka_client_kwargs(self._settings))
         await admin.start()
         try:
             partitions = await partitions_of(admin, self._settings.topics.event_topics)
@@ -253,7 +270,6 @@ class Projector:
         result = BatchResult()
         producer = self._producer
         assert producer is not None
-        last_time = None
         new_stored: dict[TopicPartition, int] = {}
         async with self._require_pool().acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", db.PROJECTION_WRITE_LOCK)
@@ -261,6 +277,7 @@ class Projector:
             in_db = {
                 TopicPartition(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows
             }
+            items: list[tuple[Delivered, Any]] = []
             for tp, records in batch.items():
                 stored = in_db.get(tp, 0)
                 if stored != self._stored.get(tp, 0):
@@ -280,24 +297,28 @@ class Projector:
                         continue
                     next_offset = record.offset + 1
                     try:
-                        envelope = decode_record(record)
+                        envelope = _decode(record)
                     except MalformedMessage as exc:
                         await producer.dead_letter(record, str(exc), consumer=CONSUMER_NAME)
                         result.dead_lettered += 1
                         continue
-                    outcome = await self._apply_one(conn, envelope, record, careful=careful)
-                    if outcome is None:
-                        result.dead_lettered += 1
-                    elif outcome:
-                        result.applied += 1
-                        last_time = envelope.time
-                    else:
-                        result.duplicates += 1
+                    delivered = Delivered(
+                        envelope,
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        traceparent_of(record),
+                    )
+                    items.append((delivered, record))
                 if next_offset != stored:
-                    await conn.execute(_UPSERT_OFFSET, tp.topic, tp.partition, next_offset)
                     new_stored[tp] = next_offset
+            last_time = await self._project(conn, items, result, careful=careful)
+            moved = {tp: o for tp, o in new_stored.items() if tp not in result.resynced}
             await conn.execute(
-                _UPDATE_STATUS,
+                _STORE_OFFSETS_AND_STATUS,
+                [tp.topic for tp in moved],
+                [tp.partition for tp in moved],
+                list(moved.values()),
                 _utc(self._started_at),
                 result.applied,
                 result.dead_lettered,
@@ -306,6 +327,36 @@ class Projector:
             )
         self._stored.update(new_stored)
         return result
+
+    async def _project(
+        self,
+        conn: asyncpg.Connection,
+        items: list[tuple[Delivered, Any]],
+        result: BatchResult,
+        *,
+        careful: bool,
+    ) -> datetime | None:
+        """Project the decoded events in order; returns the last applied event's time."""
+        last_time = None
+        if not careful:
+            outcomes = await apply_events(conn, [d for d, _ in items])
+            for (delivered, _), applied in zip(items, outcomes, strict=True):
+                if applied:
+                    result.applied += 1
+                    last_time = delivered.envelope.time
+                else:
+                    result.duplicates += 1
+            return last_time
+        for delivered, record in items:
+            outcome = await self._apply_one(conn, delivered.envelope, record, careful=True)
+            if outcome is None:
+                result.dead_lettered += 1
+            elif outcome:
+                result.applied += 1
+                last_time = delivered.envelope.time
+            else:
+                result.duplicates += 1
+        return last_time
 
     async def _apply_one(
         self, conn: asyncpg.Connection, envelope: Envelope, record: Any, *, careful: bool
@@ -370,6 +421,24 @@ class Projector:
                     continue  # moved by someone else; the next batch resyncs
                 await conn.execute(_UPSERT_OFFSET, tp.topic, tp.partition, position)
                 self._stored[tp] = position
+
+
+_ENVELOPE_JSON = TypeAdapter(Envelope)
+
+
+def _decode(record: Any) -> Envelope:
+    """``decode_record``, faster: pydantic parses the JSON itself (half the time of
+    ``json.loads`` plus validation). Anything that is not a valid envelope of the current
+    schema version goes through ``decode_record``, which upcasts or says what is wrong."""
+    if record.value is not None:
+        try:
+            envelope = _ENVELOPE_JSON.validate_json(record.value)
+        except ValidationError:
+            pass
+        else:
+            if envelope.schema_version == SCHEMA_VERSION:
+                return envelope
+    return decode_record(record)
 
 
 def _utc(ts: float) -> datetime:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 from ledgerflow.api import schemas
+from ledgerflow.common.dagmodel import SerializedDag
 
 _TI_ID_NAMESPACE = uuid.UUID("0b7c7e0e-6a43-4f7b-9a7e-3f1b2d4c5e6f")
 
@@ -150,8 +152,11 @@ async def list_dag_runs(
     offset: int,
     order_by: str = "queued_at",
     states: Sequence[str] = (),
+    logical_date_bounds: Sequence[tuple[str, datetime]] = (),
 ) -> schemas.DagRunCollectionResponse:
-    """Runs of one DAG, or of every DAG when ``dag_id`` is None (Airflow's ``~``)."""
+    """Runs of one DAG, or of every DAG when ``dag_id`` is None (Airflow's ``~``).
+    ``logical_date_bounds`` are ``(operator, date)`` pairs, the operator one of
+    ``>= > <= <`` (Airflow's ``logical_date_gte`` & co.)."""
     where = ["TRUE"]
     args: list[Any] = []
     if dag_id is not None:
@@ -160,6 +165,11 @@ async def list_dag_runs(
     if states:
         args.append(list(states))
         where.append(f"r.state = ANY(${len(args)}::text[])")
+    for operator, bound in logical_date_bounds:
+        if operator not in (">=", ">", "<=", "<"):
+            raise ValueError(f"not a comparison: {operator!r}")
+        args.append(bound)
+        where.append(f"r.logical_date {operator} ${len(args)}")
     clause = " AND ".join(where)
     total = await conn.fetchval(f"SELECT count(*) FROM {_RUN_FROM} WHERE {clause}", *args)
     rows = await conn.fetch(
@@ -194,16 +204,21 @@ async def dag_run_exists(conn: asyncpg.Connection, dag_id: str, run_id: str) -> 
 # ----------------------------------------------------------------------------- task instances
 
 _TI_SELECT = """
-SELECT ti.*, r.logical_date, r.version_id
+SELECT ti.*, r.logical_date, r.version_id, COALESCE(r.logical_date, r.queued_at) AS run_after
 FROM task_instances ti
 JOIN dag_runs r ON r.dag_id = ti.dag_id AND r.run_id = ti.run_id
 """
 
 
+def task_instance_id(dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
+    """The stable id of a task instance in responses (Airflow's ``id`` is a UUID)."""
+    key = (dag_id, run_id, task_id, map_index)
+    return str(uuid.uuid5(_TI_ID_NAMESPACE, "\x1f".join(map(str, key))))
+
+
 def _task_instance(row: asyncpg.Record) -> schemas.TaskInstanceResponse:
-    key = (row["dag_id"], row["run_id"], row["task_id"], row["map_index"])
     return schemas.TaskInstanceResponse(
-        id=str(uuid.uuid5(_TI_ID_NAMESPACE, "\x1f".join(map(str, key)))),
+        id=task_instance_id(row["dag_id"], row["run_id"], row["task_id"], row["map_index"]),
         task_id=row["task_id"],
         task_display_name=row["task_id"],
         dag_id=row["dag_id"],
@@ -225,25 +240,58 @@ def _task_instance(row: asyncpg.Record) -> schemas.TaskInstanceResponse:
         pool=row["pool"],
         priority_weight=row["priority_weight"],
         dag_version_id=row["version_id"],
+        run_after=row["run_after"],
+        rendered_fields=row["rendered_fields"] or {},
     )
 
 
 async def list_task_instances(
-    conn: asyncpg.Connection, dag_id: str, run_id: str, *, limit: int, offset: int
+    conn: asyncpg.Connection,
+    dag_id: str,
+    run_id: str,
+    *,
+    limit: int,
+    offset: int,
+    task_id: str | None = None,
+    states: Sequence[str] = (),
+    mapped_only: bool = False,
 ) -> schemas.TaskInstanceCollectionResponse:
-    total = await conn.fetchval(
-        "SELECT count(*) FROM task_instances WHERE dag_id = $1 AND run_id = $2", dag_id, run_id
-    )
+    """Task instances of a run, one per (task, map index), by task id then map index."""
+    where = ["ti.dag_id = $1", "ti.run_id = $2"]
+    args: list[Any] = [dag_id, run_id]
+    if task_id is not None:
+        args.append(task_id)
+        where.append(f"ti.task_id = ${len(args)}")
+    if states:
+        args.append(list(states))
+        where.append(f"ti.state = ANY(${len(args)}::text[])")
+    if mapped_only:
+        where.append("ti.map_index >= 0")
+    clause = " AND ".join(where)
+    total = await conn.fetchval(f"SELECT count(*) FROM task_instances ti WHERE {clause}", *args)
     rows = await conn.fetch(
-        _TI_SELECT + " WHERE ti.dag_id = $1 AND ti.run_id = $2"
-        " ORDER BY ti.task_id, ti.map_index LIMIT $3 OFFSET $4",
-        dag_id,
-        run_id,
+        f"{_TI_SELECT} WHERE {clause} ORDER BY ti.task_id, ti.map_index"
+        f" LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
+        *args,
         limit,
         offset,
     )
     return schemas.TaskInstanceCollectionResponse(
         task_instances=[_task_instance(r) for r in rows], total_entries=total
+    )
+
+
+async def task_is_mapped(conn: asyncpg.Connection, dag_id: str, run_id: str, task_id: str) -> bool:
+    """Whether the task has instances at map indexes (it was expanded in this run)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM task_map WHERE dag_id = $1 AND run_id = $2"
+            " AND task_id = $3) OR EXISTS (SELECT 1 FROM task_instances WHERE dag_id = $1"
+            " AND run_id = $2 AND task_id = $3 AND map_index >= 0)",
+            dag_id,
+            run_id,
+            task_id,
+        )
     )
 
 
@@ -286,6 +334,103 @@ async def task_log_lines(
     ]
 
 
+# ----------------------------------------------------------------------------- XComs
+
+_XCOM_SELECT = """
+SELECT x.dag_id, x.run_id, x.task_id, x.map_index, x.key, x.timestamp, x.value,
+       r.logical_date
+FROM xcom x
+JOIN dag_runs r ON r.dag_id = x.dag_id AND r.run_id = x.run_id
+"""
+
+ALL = "~"
+
+
+def _xcom_fields(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "key": row["key"],
+        "timestamp": row["timestamp"],
+        "logical_date": row["logical_date"],
+        "map_index": row["map_index"],
+        "task_id": row["task_id"],
+        "dag_id": row["dag_id"],
+        "run_id": row["run_id"],
+        "dag_display_name": row["dag_id"],
+        "task_display_name": row["task_id"],
+    }
+
+
+async def list_xcom_entries(
+    conn: asyncpg.Connection,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    *,
+    limit: int,
+    offset: int,
+    map_index: int | None = None,
+    key: str | None = None,
+) -> schemas.XComCollectionResponse:
+    """XCom entries without values; ``~`` for the DAG, run or task means "any" (Airflow)."""
+    where: list[str] = ["TRUE"]
+    args: list[Any] = []
+    for column, value in (
+        ("x.dag_id", None if dag_id == ALL else dag_id),
+        ("x.run_id", None if run_id == ALL else run_id),
+        ("x.task_id", None if task_id == ALL else task_id),
+        ("x.map_index", map_index),
+        ("x.key", key),
+    ):
+        if value is not None:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    clause = " AND ".join(where)
+    total = await conn.fetchval(f"SELECT count(*) FROM xcom x WHERE {clause}", *args)
+    rows = await conn.fetch(
+        f"{_XCOM_SELECT} WHERE {clause}"
+        " ORDER BY x.dag_id, x.task_id, x.run_id, x.map_index, x.key"
+        f" LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
+        *args,
+        limit,
+        offset,
+    )
+    return schemas.XComCollectionResponse(
+        xcom_entries=[schemas.XComResponse(**_xcom_fields(r)) for r in rows],
+        total_entries=total,
+    )
+
+
+async def get_xcom_entry(
+    conn: asyncpg.Connection, dag_id: str, run_id: str, task_id: str, key: str, map_index: int
+) -> tuple[dict[str, Any], Any] | None:
+    """``(fields, value)`` of one XCom entry, or None."""
+    row = await conn.fetchrow(
+        f"{_XCOM_SELECT} WHERE x.dag_id = $1 AND x.run_id = $2 AND x.task_id = $3"
+        " AND x.key = $4 AND x.map_index = $5",
+        dag_id,
+        run_id,
+        task_id,
+        key,
+        map_index,
+    )
+    if row is None:
+        return None
+    return _xcom_fields(row), row["value"]
+
+
+# ----------------------------------------------------------------------------- DAG structure
+
+
+async def latest_serialized_dag(conn: asyncpg.Connection, dag_id: str) -> SerializedDag | None:
+    """The serialized DAG of the DAG's latest version."""
+    data = await conn.fetchval(
+        "SELECT v.serialized_dag FROM dags d JOIN dag_versions v"
+        " ON v.version_id = d.latest_version_id WHERE d.dag_id = $1",
+        dag_id,
+    )
+    return SerializedDag.model_validate(data) if data is not None else None
+
+
 # ----------------------------------------------------------------------------- projector state
 
 
@@ -299,3 +444,36 @@ async def projector_status(conn: asyncpg.Connection) -> dict[str, Any] | None:
         "SELECT updated_at, events_applied, dead_lettered, last_event_time FROM projector_status"
     )
     return dict(row) if row is not None else None
+
+
+# ----------------------------------------------------------------------------- run history
+# A run's events: its commands and run-log facts carry the run id as correlation id and
+# the DAG id as aggregate key (log chunks are keyed by attempt and are not history).
+# Ordered by time, then by place in the log; the fold takes the run-log ones in log order.
+_RUN_EVENTS = """
+SELECT event_id, topic, kafka_partition, kafka_offset, aggregate_key, event_type, event_time,
+       sequence, source, schema_version, correlation_id, causation_id, data
+FROM events
+WHERE aggregate_key = $1 AND correlation_id = $2 AND topic = ANY($3::text[])
+ORDER BY event_time, topic, kafka_partition, kafka_offset
+"""
+
+
+async def run_events(
+    conn: asyncpg.Connection, dag_id: str, run_id: str, *, topics: Sequence[str]
+) -> list[asyncpg.Record]:
+    """Every stored event of a run (commands and run-log facts), in history order."""
+    return list(await conn.fetch(_RUN_EVENTS, dag_id, run_id, list(topics)))
+
+
+async def dag_version(
+    conn: asyncpg.Connection, version_id: str
+) -> tuple[int, SerializedDag] | None:
+    """``(version_number, serialized DAG)`` of a DAG version."""
+    row = await conn.fetchrow(
+        "SELECT version_number, serialized_dag FROM dag_versions WHERE version_id = $1",
+        version_id,
+    )
+    if row is None:
+        return None
+    return row["version_number"], SerializedDag.model_validate(row["serialized_dag"])

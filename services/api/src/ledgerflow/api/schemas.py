@@ -6,7 +6,7 @@ Timestamps are written as ISO 8601 with offset and microseconds, always
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
@@ -20,15 +20,21 @@ Timestamp = Annotated[datetime, PlainSerializer(_iso, return_type=str, when_used
 """A timestamp as Airflow writes it: ISO 8601, UTC offset, microseconds."""
 
 TaskInstanceState = Literal[
+    "removed",
     "scheduled",
     "queued",
     "running",
     "success",
+    "restarting",
     "failed",
+    "up_for_retry",
+    "up_for_reschedule",
     "upstream_failed",
     "skipped",
-    "up_for_retry",
+    "deferred",
 ]
+"""Airflow's ``TaskInstanceState`` values (ledgerflow produces all but removed,
+restarting and deferred)."""
 DagRunState = Literal["queued", "running", "success", "failed"]
 
 
@@ -49,10 +55,13 @@ class TokenResponse(BaseModel):
 
 # --------------------------------------------------------------------------- DAG files
 class DagFileBody(_Body):
-    """A DAG file as JSON (the endpoint also takes a multipart ``file``)."""
+    """A DAG file as JSON (the endpoint also takes a multipart ``file``), with the
+    template files it uses (``.sql``, ``.sh``, ...) keyed by their path relative to the
+    DAG file's directory."""
 
     filename: str = Field(min_length=1, max_length=1024)
     content: str
+    extra_files: dict[str, str] = Field(default_factory=dict)
 
 
 class PublishedDag(BaseModel):
@@ -170,6 +179,12 @@ class TaskInstanceResponse(BaseModel):
     pool_slots: int = 1
     priority_weight: int | None
     dag_version_id: str | None
+    run_after: Timestamp | None = None
+    unixname: str | None = None
+    executor_config: str = "{}"
+    note: str | None = None
+    rendered_map_index: str | None = None
+    rendered_fields: dict[str, Any] = Field(default_factory=dict)
 
 
 class TaskInstanceCollectionResponse(BaseModel):
@@ -188,6 +203,113 @@ class TaskInstanceLogResponse(BaseModel):
     continuation_token: str | None = None
 
 
+# --------------------------------------------------------------------------- XComs
+class XComResponse(BaseModel):
+    """An XCom entry without its value (Airflow's ``XComResponse``)."""
+
+    key: str
+    timestamp: Timestamp
+    logical_date: Timestamp | None
+    map_index: int
+    task_id: str
+    dag_id: str
+    run_id: str
+    dag_display_name: str
+    task_display_name: str
+
+
+class XComResponseNative(XComResponse):
+    value: Any
+
+
+class XComResponseString(XComResponse):
+    value: str | None
+
+
+class XComCollectionResponse(BaseModel):
+    xcom_entries: list[XComResponse]
+    total_entries: int
+
+
+# --------------------------------------------------------------------------- tasks
+class TimeDelta(BaseModel):
+    """A duration as Airflow's API writes one: ``{"__type": "TimeDelta", "days",
+    "seconds", "microseconds"}``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    object_type: str = Field(default="TimeDelta", alias="__type")
+    days: int
+    seconds: int
+    microseconds: int
+
+    @classmethod
+    def of_seconds(cls, seconds: float | None) -> TimeDelta | None:
+        if seconds is None:
+            return None
+        td = timedelta(seconds=seconds)
+        return cls(days=td.days, seconds=td.seconds, microseconds=td.microseconds)
+
+
+class TaskResponse(BaseModel):
+    """A task of a DAG's latest version (Airflow's ``TaskResponse``)."""
+
+    task_id: str
+    task_display_name: str
+    owner: str | None
+    start_date: Timestamp | None
+    end_date: Timestamp | None
+    trigger_rule: str | None
+    depends_on_past: bool
+    wait_for_downstream: bool
+    retries: float | None
+    queue: str | None
+    pool: str | None
+    pool_slots: float | None
+    execution_timeout: TimeDelta | None
+    retry_delay: TimeDelta | None
+    retry_exponential_backoff: float
+    priority_weight: float | None
+    weight_rule: str | None
+    ui_color: str | None
+    ui_fgcolor: str | None
+    template_fields: list[str] | None
+    downstream_task_ids: list[str] | None
+    doc_md: str | None
+    operator_name: str | None
+    params: dict[str, Any] | None
+    class_ref: dict[str, Any] | None
+    is_mapped: bool | None
+    has_outlets: bool = False
+    extra_links: list[str] = Field(default_factory=list)
+
+
+class TaskCollectionResponse(BaseModel):
+    tasks: list[TaskResponse]
+    total_entries: int
+
+
+class DagDetailsResponse(DagResponse):
+    """``GET /dags/{dag_id}/details``: the DAG with what its latest version says."""
+
+    catchup: bool
+    dag_run_timeout: timedelta | None
+    asset_expression: dict[str, Any] | None = None
+    doc_md: str | None
+    start_date: Timestamp | None
+    end_date: Timestamp | None
+    is_paused_upon_creation: bool | None
+    params: dict[str, Any] | None
+    render_template_as_native_obj: bool = False
+    template_search_path: list[str] | None
+    timezone: str | None = "UTC"
+    last_parsed: Timestamp | None
+    default_args: dict[str, Any] | None = None
+    owner_links: dict[str, str] | None = None
+    is_favorite: bool = False
+    concurrency: int | None
+
+
 # --------------------------------------------------------------------------- health
 class HealthResponse(BaseModel):
     status: Literal["healthy", "unhealthy"]
@@ -197,4 +319,10 @@ class HealthResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """Every error body (:mod:`ledgerflow.api.problems`): Airflow's ``detail`` plus the
+    problem fields ``status``, ``title`` and ``type``."""
+
     detail: Any
+    status: int | None = None
+    title: str | None = None
+    type: str | None = None

@@ -1,0 +1,402 @@
+"""Projector throughput and lag: can the projection keep up with a busy run log?
+
+A producer writes a realistic mix at a fixed rate (default 5,000 events/s for 20 s) to
+fresh topics: runs of a 10-task DAG, each task queued, started, logging a chunk or two
+and succeeding (one in twelve fails once and is retried), with the runs' own facts and
+the trigger commands. A projector (``ledgerflow.api.projector``, in its own process, as
+in production) projects them into a fresh database. A poller reads
+``projector_offsets`` every few milliseconds: an event's lag is the time from its
+envelope time (set by the producer just before sending) to the first poll that sees its
+offset stored, i.e. its rows committed and visible to readers.
+
+    uv run --frozen python -m tests.bench.projector [--rate 5000] [--seconds 20]
+
+Needs ``LEDGERFLOW_KAFKA_BOOTSTRAP`` and ``LEDGERFLOW_DATABASE_URL`` (``make bench``
+provides both). ``BENCH_PROJECTOR_CMD`` replaces the projector's command line, e.g. to
+profile it: ``BENCH_PROJECTOR_CMD="py-spy record -o proj.svg -- python -m
+tests.bench.projector --project"``.
+
+"projected" is the sustained rate: events made visible per second from the first send
+to the last event's visibility (below the offered rate when the projection falls behind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from ledgerflow.common import events as ev
+from ledgerflow.common.dagmodel import SerializedDag, SerializedTask
+from ledgerflow.common.kafka_io import EventProducer, ensure_topics
+from ledgerflow.common.settings import Settings
+from ledgerflow.common.topics import attempt_key
+from pydantic import BaseModel
+
+DAG_ID = "bench_projection"
+TASKS = 10
+POLL_INTERVAL_S = 0.004
+
+
+def bench_dag() -> SerializedDag:
+    return SerializedDag(
+        dag_id=DAG_ID,
+        fileloc=f"/dags/{DAG_ID}.py",
+        tasks=tuple(
+            SerializedTask(
+                task_id=f"t{i}",
+                operator="PythonOperator",
+                retries=1,
+                upstream_task_ids=(f"t{i - 1}",) if i else (),
+            )
+            for i in range(TASKS)
+        ),
+    )
+
+
+Item = tuple[str, BaseModel, str, str | None, int]
+"""(topic kind, payload, Kafka key, correlation id, sequence)"""
+
+
+def workload(seed: int = 7) -> Iterator[Item]:
+    """An endless, interleaved stream of realistic events: many runs in flight at once."""
+    rng = random.Random(seed)
+    in_flight: list[Iterator[Item]] = []
+    run_no = 0
+    while True:
+        while len(in_flight) < 40:
+            run_no += 1
+            in_flight.append(_run_story(rng, run_no))
+        story = rng.choice(in_flight)
+        item = next(story, None)
+        if item is None:
+            in_flight.remove(story)
+            continue
+        yield item
+
+
+def _run_story(rng: random.Random, n: int) -> Iterator[Item]:
+    run_id = f"scheduled__bench_{n:07d}"
+    now = datetime.now(UTC)
+    seq = 0
+
+    def fact(payload: BaseModel) -> Item:
+        nonlocal seq
+        seq += 1
+        return ("runs", payload, DAG_ID, run_id, seq)
+
+    yield ("commands", ev.TriggerDagRun(dag_id=DAG_ID, run_id=run_id), DAG_ID, run_id, 0)
+    ref = {"dag_id": DAG_ID, "run_id": run_id}
+    yield fact(ev.DagRunQueued(**ref, version_id="v1", queued_at=now))
+    yield fact(ev.DagRunStarted(**ref, start_date=now))
+    for i in range(TASKS):
+        task = {**ref, "task_id": f"t{i}"}
+        tries = 2 if rng.random() < 1 / 12 else 1
+        for try_number in range(1, tries + 1):
+            at = now + timedelta(seconds=i)
+            yield fact(
+                ev.TaskInstanceQueued(
+                    **task, try_number=try_number, queue="default", queued_when=at
+                )
+            )
+            yield (
+                "runs",
+                ev.TaskAttemptStarted(
+                    **task, try_number=try_number, start_date=at, hostname="h", executor_id="e"
+                ),
+                DAG_ID,
+                run_id,
+                1,
+            )
+            key = attempt_key(DAG_ID, run_id, task["task_id"], -1, try_number)
+            for chunk in range(rng.choice((1, 1, 2))):
+                lines = tuple(
+                    ev.LogLine(ts=at, stream="stdout", text=f"line {j} of chunk {chunk}")
+                    for j in range(rng.randint(1, 8))
+                )
+                yield (
+                    "logs",
+                    ev.TaskLogChunk(**task, try_number=try_number, chunk=chunk, lines=lines),
+                    key,
+                    run_id,
+                    chunk,
+                )
+            if try_number < tries:
+                yield (
+                    "runs",
+                    ev.TaskAttemptFailed(
+                        **task, try_number=try_number, end_date=at, error="boom", executor_id="e"
+                    ),
+                    DAG_ID,
+                    run_id,
+                    2,
+                )
+                yield fact(ev.TaskInstanceUpForRetry(**task, try_number=try_number, retry_at=at))
+            else:
+                yield (
+                    "runs",
+                    ev.TaskAttemptSucceeded(
+                        **task,
+                        try_number=try_number,
+                        end_date=at,
+                        executor_id="e",
+                        return_value={"rows": i},
+                        rendered_fields={"op_args": "[]"},
+                    ),
+                    DAG_ID,
+                    run_id,
+                    2,
+                )
+    yield fact(ev.DagRunSucceeded(**ref, end_date=now))
+
+
+@dataclass
+class Tracker:
+    """Send times by (topic, partition, offset); lags once the projection shows them."""
+
+    pending: dict[tuple[str, int], list[tuple[int, float]]] = field(default_factory=dict)
+    lags_ms: list[float] = field(default_factory=list)
+    last_visible: float = 0.0
+
+    def sent(self, topic: str, partition: int, offset: int, at: float) -> None:
+        self.pending.setdefault((topic, partition), []).append((offset, at))
+
+    def visible(self, topic: str, partition: int, next_offset: int, now: float) -> None:
+        waiting = self.pending.get((topic, partition))
+        if not waiting:
+            return
+        k = 0
+        while k < len(waiting) and waiting[k][0] < next_offset:
+            self.lags_ms.append((now - waiting[k][1]) * 1000)
+            k += 1
+        if k:
+            del waiting[:k]
+            self.last_visible = now
+
+    @property
+    def outstanding(self) -> int:
+        return sum(len(v) for v in self.pending.values())
+
+
+def _prepared(total: int) -> list[tuple[str, bytes, str, str]]:
+    """The workload's first ``total`` events as (topic kind, key, type, envelope JSON
+    without id and time), built before the clock starts so that producing is cheap."""
+    out = []
+    stream = workload()
+    for _ in range(total):
+        kind, payload, key, correlation, seq = next(stream)
+        data = payload.model_dump_json(by_alias=True, exclude_none=True)
+        rest = (
+            f'"source":"bench/projector","type":"{ev.CLOUDEVENTS_TYPE_PREFIX}{payload.type}",'
+            f'"subject":{json.dumps(key)},"datacontenttype":"application/json",'
+            f'"schemaversion":{ev.SCHEMA_VERSION},"aggregatekey":{json.dumps(key)},'
+            f'"sequence":{seq},"correlationid":{json.dumps(correlation)},"data":{data}}}'
+        )
+        out.append((kind, key.encode(), payload.type, rest))
+    return out
+
+
+async def produce(settings: Settings, rate: int, seconds: float, tracker: Tracker) -> int:
+    """Send ``rate`` events/s for ``seconds`` (paced every few ms); returns how many.
+
+    Envelopes are the CloudEvents JSON ``EventProducer`` writes, assembled from prepared
+    parts with a fresh id and time, and sent with its headers: the producer must not be
+    what limits the rate on a 2-core machine."""
+    total = int(rate * seconds)
+    prepared = _prepared(total)
+    sent = 0
+    acks: list[asyncio.Future[Any]] = []
+
+    def record(fut: asyncio.Future[Any], at: float) -> None:
+        meta = fut.result()
+        tracker.sent(meta.topic, meta.partition, meta.offset, at)
+
+    async with EventProducer(settings, source="bench/projector") as producer:
+        await producer.send(
+            settings.topics.dags,
+            ev.make_envelope(
+                ev.DagVersionPublished(
+                    dag_id=DAG_ID,
+                    version_id="v1",
+                    dag=bench_dag(),
+                    source_code="# bench",
+                    filename=f"{DAG_ID}.py",
+                ),
+                id=ev.deterministic_id("DagVersionPublished", "v1"),
+                source="bench/projector",
+                time=datetime.now(UTC),
+                aggregate_key=DAG_ID,
+            ),
+        )
+        raw = producer.raw
+        topics = {kind: getattr(settings.topics, kind) for kind in ("runs", "logs", "commands")}
+        content_type = ev.CONTENT_TYPE.encode()
+        start = time.monotonic()
+        while sent < total:
+            due = min(total, int((time.monotonic() - start) * rate) + 1)
+            while sent < due:
+                kind, key, type_, rest = prepared[sent]
+                now_wall = time.time()
+                at = datetime.fromtimestamp(now_wall, UTC).isoformat()
+                event_id = str(uuid.uuid4())
+                value = f'{{"specversion":"1.0","id":"{event_id}","time":"{at}",{rest}'
+                headers = [
+                    ("traceparent", f"00-{uuid.uuid4().hex}-{event_id[-16:]}-01".encode()),
+                    ("content-type", content_type),
+                    ("ce_type", (ev.CLOUDEVENTS_TYPE_PREFIX + type_).encode()),
+                    ("ce_id", event_id.encode()),
+                ]
+                fut = await raw.send(topics[kind], value=value.encode(), key=key, headers=headers)
+                fut.add_done_callback(lambda f, at=now_wall: record(f, at))
+                acks.append(fut)
+                sent += 1
+            acks = [f for f in acks if not f.done()]
+            await asyncio.sleep(0.004)
+        await asyncio.gather(*acks)
+    return sent
+
+
+async def poll(settings: Settings, tracker: Tracker, stop: asyncio.Event) -> None:
+    conn = await asyncpg.connect(
+        settings.database_url, server_settings={"search_path": "projection"}
+    )
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(asyncpg.UndefinedTableError):
+                rows = await conn.fetch(
+                    "SELECT topic, kafka_partition, next_offset FROM projector_offsets"
+                )
+                now = time.time()
+                for r in rows:
+                    tracker.visible(r["topic"], r["kafka_partition"], r["next_offset"], now)
+            await asyncio.sleep(POLL_INTERVAL_S)
+    finally:
+        await conn.close()
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))]
+
+
+def _cpu_seconds(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+async def bench(rate: int, seconds: float) -> dict[str, Any]:
+    base_db = os.environ["LEDGERFLOW_DATABASE_URL"]
+    name = f"bench_projector_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(base_db)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    settings = Settings(
+        kafka_bootstrap=os.environ["LEDGERFLOW_KAFKA_BOOTSTRAP"],
+        database_url=base_db.rsplit("/", 1)[0] + "/" + name,
+        topic_prefix=f"bench-proj-{uuid.uuid4().hex[:8]}",
+    )
+    await ensure_topics(settings)
+    env = {
+        **os.environ,
+        "LEDGERFLOW_DATABASE_URL": settings.database_url,
+        "LEDGERFLOW_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    projector = await asyncio.create_subprocess_exec(
+        *(
+            os.environ.get("BENCH_PROJECTOR_CMD", "").split()
+            or [sys.executable, "-m", "tests.bench.projector", "--project"]
+        ),
+        env=env,
+    )
+    tracker = Tracker()
+    stop = asyncio.Event()
+    try:
+        poller = asyncio.create_task(poll(settings, tracker, stop))
+        await asyncio.sleep(3)  # projector up, schema migrated
+        cpu0, t0, wall0 = _cpu_seconds(projector.pid), time.monotonic(), time.time()
+        sent = await produce(settings, rate, seconds, tracker)
+        produced_s = time.monotonic() - t0
+        deadline = time.monotonic() + 60
+        while tracker.outstanding and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        cpu = _cpu_seconds(projector.pid) - cpu0
+        stop.set()
+        await poller
+    finally:
+        projector.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(projector.wait(), 10)
+        except TimeoutError:
+            projector.kill()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    lags = tracker.lags_ms
+    return {
+        "sent": sent,
+        "produced_rate": sent / produced_s,
+        "projected": len(lags),
+        "projected_rate": len(lags) / max(produced_s, tracker.last_visible - wall0),
+        "cpu_per_s": cpu / produced_s,
+        "p50": pct(lags, 50),
+        "p95": pct(lags, 95),
+        "p99": pct(lags, 99),
+        "max": max(lags),
+        "outstanding": tracker.outstanding,
+    }
+
+
+def print_table(rate: int, seconds: float, r: dict[str, Any]) -> None:
+    print()
+    print(
+        f"Projector: {r['sent']} run-log + log-chunk events offered at {rate}/s for {seconds:.0f} s"
+        " (lag = envelope time -> offset stored, i.e. rows visible)"
+    )
+    print()
+    print(
+        "| offered (ev/s) | projected (ev/s) | lag p50 (ms) | p95 (ms) | p99 (ms) | max (ms) "
+        "| projector CPU (cores) | not projected |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        f"| {r['produced_rate']:.0f} | {r['projected_rate']:.0f} | {r['p50']:.1f} | "
+        f"{r['p95']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | {r['cpu_per_s']:.2f} | "
+        f"{r['outstanding']} |"
+    )
+
+
+async def _project() -> None:
+    from ledgerflow.api import projector
+
+    await projector.run(Settings())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=int, default=5000)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--project", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.project:  # the projector process
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_project())
+        return 0
+    result = asyncio.run(bench(args.rate, args.seconds))
+    print_table(args.rate, args.seconds, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
