@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS
 LOCAL := deploy/local
 BENCH ?= python -m tests.bench.run
 
-.PHONY: help up test bench lint fmt sync kafka-start kafka-stop pg-start pg-stop status clean distclean
+.PHONY: help up test ui-assets screenshots deploy-check bench lint fmt sync kafka-start kafka-stop pg-start pg-stop status clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-12s %s\n", $$1, $$2 }'
@@ -17,6 +17,15 @@ up: ## run Kafka, Postgres and every service with the example DAGs (Ctrl-C stops
 
 test: ## install, start a throw-away Kafka and Postgres, run all tests (ARGS="..." for pytest)
 	$(LOCAL)/test.sh $(ARGS)
+
+ui-assets: ## vendor the UI's browser libraries from npm (package-lock.json) into its static folder
+	services/ui/build-assets.sh
+
+screenshots: ## regenerate docs/screenshots/*.png from the UI in headless Chromium (real stack)
+	LEDGERFLOW_UI_SCREENSHOTS=docs/screenshots $(LOCAL)/test.sh tests/e2e/test_ui_browser.py -k screenshots $(ARGS)
+
+deploy-check: ## validate Dockerfile, compose and Kubernetes files offline (no Kafka, no Docker)
+	uv run --frozen pytest -q -p no:cacheprovider tests/deploy tests/unit/test_kafka_security.py tests/unit/test_probes.py $(ARGS)
 
 bench: ## run the benchmarks against a throw-away Kafka and Postgres
 	$(LOCAL)/with-infra.sh uv run --frozen $(BENCH) $(ARGS)

@@ -14,5 +14,6 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || log "could not install chromium; the browser test will be skipped"
 fi
+"$LEDGERFLOW_REPO/services/ui/build-assets.sh" || log "could not build the UI's assets; using the committed ones"
 exec "$LEDGERFLOW_REPO/deploy/local/with-infra.sh" \
   uv run --frozen pytest -q -p no:cacheprovider "$@"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from ledgerflow.common.secrets import generate_key
 
 SERVICES: dict[str, list[str]] = {
     "projector": ["projector"],
@@ -25,6 +26,9 @@ SERVICES: dict[str, list[str]] = {
     "scheduler": ["scheduler"],
     "executor": ["executor", "--queue", "default", "--slots", "4"],
 }
+# Started on request (``system.start("ui")``), not by ``start_all``: only the browser
+# tests need the web UI.
+OPTIONAL_SERVICES: dict[str, list[str]] = {"ui": ["ui"]}
 
 
 def free_port() -> int:
@@ -40,13 +44,21 @@ class System:
     workdir: Path
     prefix: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:8]}")
     password: str = field(default_factory=lambda: uuid.uuid4().hex)
+    fernet_key: str = field(default_factory=generate_key)  # shared by api and executors
     api_port: int = field(default_factory=free_port)
+    ui_port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Extra LEDGERFLOW_* settings for every service (e.g. short timeouts in fault tests).
+    extra_env: dict[str, str] = field(default_factory=dict)
     _token: str | None = None
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.ui_port}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -57,19 +69,26 @@ class System:
             LEDGERFLOW_TOPIC_PREFIX=self.prefix,
             LEDGERFLOW_API_PORT=str(self.api_port),
             LEDGERFLOW_API_URL=self.api_url,
+            LEDGERFLOW_UI_HOST="127.0.0.1",
+            LEDGERFLOW_UI_PORT=str(self.ui_port),
             LEDGERFLOW_ADMIN_PASSWORD=self.password,
             LEDGERFLOW_SECRET_KEY="e2e-" + self.password,
+            LEDGERFLOW_FERNET_KEY=self.fernet_key,
             LEDGERFLOW_PARTITIONS="3",
             LEDGERFLOW_WORK_PARTITIONS="3",
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.extra_env)
         return env
 
     # ------------------------------------------------------------------ processes
-    def start(self, name: str) -> None:
+    def start(self, name: str, *, args: list[str] | None = None) -> None:
+        """Start service ``name`` (``args``: its CLI arguments, for a second instance of
+        a service under another name, e.g. ``executor-b``)."""
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
+        argv = args or {**SERVICES, **OPTIONAL_SERVICES}[name]
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "ledgerflow.cli", *SERVICES[name]],
+            [sys.executable, "-m", "ledgerflow.cli", *argv],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -30,6 +30,7 @@ def make_echo_api() -> FastAPI:
             "path": f"/{path}",
             "query": request.url.query,
             "auth": request.headers.get("authorization", ""),
+            "last_event_id": request.headers.get("last-event-id", ""),
             "host": request.headers.get("host", ""),
             "body": json.loads(body) if body else None,
         }
@@ -72,9 +73,32 @@ async def test_health(ui: httpx.AsyncClient) -> None:
 async def test_the_page_and_its_assets(ui: httpx.AsyncClient) -> None:
     page = await ui.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    assert '<script src="/static/app.js"' in page.text
-    assert (await ui.get("/static/app.js")).status_code == 200
+    assert '<script type="module" src="/static/js/main.js"' in page.text
+    assert (await ui.get("/static/js/main.js")).status_code == 200
+    assert (await ui.get("/static/vendor/dagre.min.js")).status_code == 200  # graph layout
     assert "prefers-color-scheme: dark" in (await ui.get("/static/app.css")).text
+
+
+async def test_the_event_stream_takes_token_and_position_from_the_query(
+    ui: httpx.AsyncClient,
+) -> None:
+    """EventSource cannot set headers: the proxy turns ?access_token / ?last_event_id into
+    Authorization / Last-Event-ID for the event stream, and keeps the other filters."""
+    response = await ui.get(
+        "/api/v2/events/stream?dag_id=etl&access_token=tok&last_event_id=runs.0%3D5&types=A,B"
+    )
+    echoed = response.json()
+    assert echoed["auth"] == "Bearer tok"
+    assert echoed["last_event_id"] == "runs.0=5"
+    assert echoed["query"] == "dag_id=etl&types=A%2CB"
+    # A Last-Event-ID header (EventSource's own reconnect) wins over the query.
+    response = await ui.get(
+        "/api/v2/events/stream?last_event_id=old", headers={"Last-Event-ID": "new"}
+    )
+    assert response.json()["last_event_id"] == "new"
+    # Other paths pass their query through untouched.
+    echoed = (await ui.get("/api/v2/dags?access_token=x")).json()
+    assert echoed["query"] == "access_token=x" and echoed["auth"] == ""
 
 
 async def test_api_requests_pass_through_with_method_query_headers_and_body(

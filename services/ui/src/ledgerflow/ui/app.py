@@ -1,8 +1,10 @@
 """The UI's ASGI app: static pages plus a pass-through to the API.
 
 ``create_app(settings)`` builds everything from its arguments; the lifespan owns the
-HTTP client to the API. The page itself is static HTML/CSS/JS in ``static/`` (no build
-step); it calls ``/auth/token`` and ``/api/v2/*`` on this same origin.
+HTTP client to the API. The page itself is static HTML/CSS and ES modules in
+``static/`` (no bundler; ``static/vendor/`` holds dagre, vendored from npm by
+``services/ui/build-assets.sh``); it calls ``/auth/token`` and ``/api/v2/*`` on this same
+origin, and gets live updates from ``/api/v2/events/stream`` through the proxy.
 """
 
 from __future__ import annotations

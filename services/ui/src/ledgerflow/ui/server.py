@@ -48,7 +48,7 @@ async def serve(settings: Settings) -> None:
     config = uvicorn.Config(
         create_app(settings),
         log_config=None,  # the CLI configured logging (JSON lines or text)
-        access_log=False,  # the page polls every few seconds; the API logs requests
+        access_log=False,  # the API logs requests; the UI only serves files and proxies
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
