@@ -270,9 +270,14 @@ def test_submit_trigger_and_watch_the_grid_turn_green(
     square = page.locator(f'#grid .cell[data-run-id="{run_id}"][data-task-id="square"]')
     assert square.inner_text().strip() == "4"
     assert page.locator('[data-group-id="report"]').count() == 1
-    assert "success" in (
-        page.locator(f'#grid .run-bar-mark[data-run-id="{run_id}"]').get_attribute("aria-label")
-        or ""
+    # The run itself finishes just after its last task (DagRunSucceeded follows it).
+    page.wait_for_function(
+        """runId => {
+          const mark = document.querySelector(`#grid .run-bar-mark[data-run-id="${runId}"]`);
+          return mark && (mark.getAttribute("aria-label") || "").includes("success");
+        }""",
+        arg=run_id,
+        timeout=LIVE,
     )
     page.context.close()
 
