@@ -15,7 +15,6 @@ Two halves:
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import sys
 import time
 import uuid
@@ -71,17 +70,6 @@ outcomes = {
 print("stub ran", task)
 os.write(3, (json.dumps(outcomes.get(task, {"status": "weird"})) + "\n").encode())
 """
-
-
-def sdk_runtime_missing() -> str | None:
-    """Why the Airflow-style tests cannot run yet (None when they can)."""
-    try:
-        found = importlib.util.find_spec("ledgerflow.sdk.compat.airflow")
-    except ModuleNotFoundError:
-        found = None
-    if found is None:
-        return "waiting for the ADR 0006 SDK runtime (ledgerflow.sdk.compat.airflow)"
-    return None
 
 
 @pytest.fixture
@@ -342,7 +330,6 @@ def _serialize_airflow_dag() -> SerializedDag:
     return SerializedDag.model_validate(result["dags"][0])
 
 
-@pytest.mark.skipif(sdk_runtime_missing() is not None, reason=str(sdk_runtime_missing()))
 async def test_airflow_style_tasks_report_each_outcome(h: Harness) -> None:
     await h.publish_version(_serialize_airflow_dag(), AIRFLOW_SOURCE)
     await h.work("skipper")
