@@ -79,6 +79,95 @@ class SensorSpec(_Frozen):
     max_wait_seconds: float | None = None
 
 
+class TimetableSpec(_Frozen):
+    """A DAG's schedule as data (issue 6): what ``schedule=`` resolved to when the file
+    was parsed. The pure core (``core/timetables.py``) computes runs from it; the SDK
+    builds it from a cron string, a preset, a ``timedelta`` or a timetable object.
+
+    Kinds, with Airflow 3's meaning:
+
+    - ``cron_trigger``: ``CronTriggerTimetable(expression, timezone, interval=...)``, also
+      what a cron string or preset (``@daily``...) means by default in Airflow 3; a run
+      fires at each cron time, its logical date is that time, its data interval is
+      ``[time - interval_seconds, time]``.
+    - ``cron_data_interval``: ``CronDataIntervalTimetable``; a run covers the interval
+      between two cron times and starts when it ends (logical date = interval start).
+    - ``multiple_cron_trigger``: ``MultipleCronTriggerTimetable(*expressions, ...)``.
+    - ``delta_trigger`` / ``delta_data_interval``: a ``timedelta`` schedule
+      (``DeltaTriggerTimetable`` by default, ``DeltaDataIntervalTimetable``), every
+      ``delta_seconds`` from ``start_date``.
+    - ``events``: ``EventsTimetable(event_dates, restrict_to_events)``.
+    - ``once`` (``@once``), ``continuous`` (``@continuous``).
+    - ``asset``: runs triggered by asset events (``SerializedDag.asset_condition``);
+      ``asset_or_time`` also has a time component in the fields above (``time_kind``).
+    """
+
+    kind: Literal[
+        "cron_trigger",
+        "cron_data_interval",
+        "multiple_cron_trigger",
+        "delta_trigger",
+        "delta_data_interval",
+        "events",
+        "once",
+        "continuous",
+        "asset",
+        "asset_or_time",
+    ]
+    expression: str | None = None
+    expressions: tuple[str, ...] = ()
+    delta_seconds: float | None = Field(default=None, gt=0)
+    interval_seconds: float = Field(default=0.0, ge=0)
+    timezone: str = "UTC"
+    run_immediately: bool = False
+    events: tuple[datetime, ...] = ()
+    restrict_to_events: bool = False
+    # For ``asset_or_time``: the kind of the time part (one of the time kinds above).
+    time_kind: str | None = None
+    description: str | None = Field(
+        default=None, description="The schedule in words, for the UI (e.g. 'At 00:00')."
+    )
+
+
+class AssetRef(_Frozen):
+    """An asset (``Asset(name, uri, group, extra)``) or an asset alias, as data."""
+
+    kind: Literal["asset", "alias"] = "asset"
+    name: str
+    uri: str = ""
+    group: str = "asset"
+    extra: dict[str, Any] = Field(default_factory=dict)
+    watchers: tuple[WatcherSpec, ...] = ()
+
+
+class WatcherSpec(_Frozen):
+    """Runs triggered by messages on an external Kafka topic (issue 6): Airflow 3's
+    ``AssetWatcher(name, trigger=MessageQueueTrigger(...))`` or ledgerflow's own
+    ``KafkaMessageTrigger``. Each matching message becomes an asset event of the asset
+    that owns the watcher (with the message in its ``extra``) and triggers one run."""
+
+    name: str
+    kind: Literal["kafka"] = "kafka"
+    bootstrap_servers: str | None = Field(
+        default=None, description="None: the ledgerflow cluster (LEDGERFLOW_KAFKA_BOOTSTRAP)."
+    )
+    topics: tuple[str, ...]
+    filter: str | None = Field(
+        default=None, description="A safe expression over the message (key, value, headers...)."
+    )
+    value_format: Literal["json", "text", "bytes"] = "json"
+    consumer_config: dict[str, Any] = Field(default_factory=dict)
+
+
+class AssetCondition(_Frozen):
+    """``schedule=[a, b]`` (all), ``a & b``, ``a | b``, nested; leaves are assets or
+    aliases."""
+
+    op: Literal["asset", "alias", "all", "any"]
+    asset: AssetRef | None = None
+    children: tuple[AssetCondition, ...] = ()
+
+
 class SerializedTaskGroup(_Frozen):
     """A task group (ids prefixed with the group id, as in Airflow). Display only."""
 
@@ -135,6 +224,9 @@ class SerializedTask(_Frozen):
     callbacks: tuple[str, ...] = ()
     # Airflow's flag for branch / short-circuit operators (the UI marks them).
     is_branch: bool = False
+    # Data-aware scheduling (issue 6): assets (and aliases) the task produces / reads.
+    outlets: tuple[AssetRef, ...] = ()
+    inlets: tuple[AssetRef, ...] = ()
 
 
 class SerializedDag(_Frozen):
@@ -160,6 +252,11 @@ class SerializedDag(_Frozen):
     doc_md: str | None = None
     max_active_runs: int = 16
     max_active_tasks: int = 16
+    # Issue 6: the resolved schedule (None = no schedule: manual/API runs only), the
+    # asset condition of an asset-scheduled DAG, and auto-pause after N failed runs.
+    timetable: TimetableSpec | None = None
+    asset_condition: AssetCondition | None = None
+    max_consecutive_failed_dag_runs: int = Field(default=0, ge=0)
     lineno: int | None = None
     tasks: tuple[SerializedTask, ...]
 

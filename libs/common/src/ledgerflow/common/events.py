@@ -225,6 +225,14 @@ class DagRunQueued(_Payload):
     queued_at: datetime
     triggered_by: str | None = None
     note: str | None = None
+    # Issue 6 (all optional, so v1 payloads without them still read): the data interval
+    # and the time the run was due (``run_after``) for scheduled and backfill runs, the
+    # backfill a run belongs to, and the asset events that triggered an asset run.
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+    run_after: datetime | None = None
+    backfill_id: int | None = None
+    triggering_asset_events: tuple[dict[str, Any], ...] = ()
 
 
 class DagRunStarted(_Payload):
