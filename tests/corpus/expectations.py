@@ -832,6 +832,24 @@ EXPECTATIONS: tuple[Expectation, ...] = (
         },
         logs={"read_setting": ["setting is configured"]},
     ),
+    Expectation(
+        # A schedule in a time zone (issue 6). `dags test` only: in the real system the
+        # schedule would create runs of its own (tests/unit/test_timetables.py covers
+        # the intervals, tests/integration/test_api_schedule.py the next-run fields).
+        dag_id="timetable_tz",
+        file="timetable_tz.py",
+        run_state="success",
+        tasks={"describe_schedule": "success"},
+        xcoms={
+            "describe_schedule": {
+                "summary": "30 2 * * *",
+                "description": "At 02:30",
+                "ds": "2024-03-15",
+            }
+        },
+        logs={"describe_schedule": ["schedule 30 2 * * *: At 02:30"]},
+        where=frozenset({DAGS_TEST}),
+    ),
 )
 
 BAD_CONFS: tuple[tuple[str, dict[str, Any], str], ...] = (

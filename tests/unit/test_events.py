@@ -95,6 +95,44 @@ SAMPLES = [
     ev.PoolSlotsGranted(**REF, try_number=1, pool="p", slots=2, at=T),
     ev.PoolSet(name="p", slots=3, description="three"),
     ev.PoolDeleted(name="p"),
+    # issue 6: backfills
+    ev.CreateBackfill(
+        dag_id="d",
+        backfill_id=1,
+        from_date=T,
+        to_date=T,
+        dag_run_conf={"k": 1},
+        reprocess_behavior="failed",
+        max_active_runs=2,
+        requested_by="ann",
+    ),
+    ev.PauseBackfill(dag_id="d", backfill_id=1),
+    ev.UnpauseBackfill(dag_id="d", backfill_id=1),
+    ev.CancelBackfill(dag_id="d", backfill_id=1, requested_by="ann"),
+    ev.BackfillCreated(
+        dag_id="d",
+        backfill_id=1,
+        from_date=T,
+        to_date=T,
+        created_at=T,
+        runs=(
+            ev.BackfillRunPlan(sort_ordinal=1, logical_date=T, action="create", run_id="r"),
+            ev.BackfillRunPlan(
+                sort_ordinal=2,
+                logical_date=T,
+                action="skip",
+                run_id="s",
+                exception_reason="already exists",
+            ),
+        ),
+        command_id="c",
+    ),
+    ev.BackfillRejected(dag_id="d", backfill_id=1, reason="busy", command_id="c"),
+    ev.BackfillRunReprocessed(dag_id="d", backfill_id=1, run_id="r", logical_date=T, at=T),
+    ev.BackfillPaused(dag_id="d", backfill_id=1, at=T, by="ann"),
+    ev.BackfillUnpaused(dag_id="d", backfill_id=1, at=T),
+    ev.BackfillCancelled(dag_id="d", backfill_id=1, at=T),
+    ev.BackfillCompleted(dag_id="d", backfill_id=1, at=T, cancelled=True),
     # config facts
     ev.VariableSet(key="k", value="gAAAA-ciphertext", description="d", is_secret=True),
     ev.VariableDeleted(key="k", deleted_by="admin"),
@@ -121,6 +159,17 @@ SAMPLES = [
         expires_at=T,
     ),
     ev.ApiKeyRevoked(key_id="0123abcd", revoked_by="admin"),
+    ev.AssetEventEmitted(
+        name="x",
+        uri="s3://b/x",
+        extra={"rows": 3},
+        source_aliases=("al",),
+        source_dag_id="d",
+        source_run_id="r",
+        source_task_id="t",
+        source_try_number=1,
+        timestamp=T,
+    ),
 ]
 
 

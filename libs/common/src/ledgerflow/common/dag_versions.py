@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 from ledgerflow.common.dagmodel import SerializedDag
-from ledgerflow.common.events import DagVersionPublished, MalformedMessage, decode
-from ledgerflow.common.kafka_io import consumer_config
+from ledgerflow.common.events import DagDeleted, DagVersionPublished, MalformedMessage, decode
+from ledgerflow.common.kafka_io import background_consumer_config
 from ledgerflow.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,16 +31,26 @@ class DagVersionCache:
         self._settings = settings
         self._versions: dict[str, DagVersionPublished] = {}
         self._latest: dict[str, str] = {}
+        # When each DAG's first version was published (asset events older than that do
+        # not trigger it, ADR 0013).
+        self.first_seen: dict[str, datetime] = {}
+        # When each version was first published (a new Kafka watcher starts reading its
+        # topics from then, ADR 0014).
+        self.version_seen: dict[str, datetime] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
         self._positions: dict[TopicPartition, int] = {}
         self._start_ends: dict[TopicPartition, int] = {}
+        # Issue 6: DAGs deleted since their latest version, and who to tell when a DAG's
+        # latest version changes or it is deleted (the scheduler ticks its schedule).
+        self.deleted: set[str] = set()
+        self._listeners: list[Callable[[set[str]], None]] = []
 
     async def start(self) -> None:
         if self._consumer is not None:
             return
-        cfg = consumer_config(self._settings)
+        cfg = background_consumer_config(self._settings)
         consumer = AIOKafkaConsumer(**cfg)
         await consumer.start()
         topic = self._settings.topics.dags
@@ -90,6 +101,7 @@ class DagVersionCache:
                 log.exception("reading DAG versions failed; retrying in 1 s")
                 await asyncio.sleep(1.0)
                 continue
+            touched: set[str] = set()
             for tp, records in batch.items():
                 for record in records:
                     try:
@@ -100,8 +112,21 @@ class DagVersionCache:
                         )
                         continue
                     if isinstance(env.data, DagVersionPublished):
+                        dag_id = env.data.dag_id
+                        if self._latest.get(dag_id) != env.data.version_id or (
+                            dag_id in self.deleted
+                        ):
+                            touched.add(dag_id)
                         self.add(env.data)
+                        self.first_seen.setdefault(env.data.dag_id, env.time)
+                        self.version_seen.setdefault(env.data.version_id, env.time)
+                    elif isinstance(env.data, DagDeleted):
+                        self.deleted.add(env.data.dag_id)
+                        touched.add(env.data.dag_id)
                     self._positions[tp] = record.offset + 1
+            if touched:
+                for listener in self._listeners:
+                    listener(touched)
             async with self._changed:
                 self._changed.notify_all()
 
@@ -110,6 +135,12 @@ class DagVersionCache:
         if version.version_id not in self._versions:
             self._versions[version.version_id] = version
         self._latest[version.dag_id] = version.version_id
+        self.deleted.discard(version.dag_id)
+
+    def on_change(self, listener: Callable[[set[str]], None]) -> None:
+        """Call ``listener(dag_ids)`` (synchronously, from the reader task) whenever the
+        latest version of some DAGs changed or they were deleted."""
+        self._listeners.append(listener)
 
     # -- Catalog protocol (read-only, synchronous) ---------------------------------
     def get(self, version_id: str) -> SerializedDag | None:
@@ -118,6 +149,10 @@ class DagVersionCache:
 
     def latest_version_id(self, dag_id: str) -> str | None:
         return self._latest.get(dag_id)
+
+    def dag_ids(self) -> list[str]:
+        """Every DAG with a version."""
+        return list(self._latest)
 
     def version(self, version_id: str) -> DagVersionPublished | None:
         """The full published version, with its source code."""

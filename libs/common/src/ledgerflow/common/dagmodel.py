@@ -120,6 +120,9 @@ class TimetableSpec(_Frozen):
     interval_seconds: float = Field(default=0.0, ge=0)
     timezone: str = "UTC"
     run_immediately: bool = False
+    # ``run_immediately=timedelta(...)``: with no start_date, run the last past tick if
+    # it is at most this old (None with run_immediately False: Airflow's 10% rule).
+    run_immediately_seconds: float | None = Field(default=None, ge=0)
     events: tuple[datetime, ...] = ()
     restrict_to_events: bool = False
     # For ``asset_or_time``: the kind of the time part (one of the time kinds above).

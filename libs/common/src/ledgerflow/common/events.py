@@ -137,6 +137,8 @@ class TriggerDagRun(_Payload):
     run_type: Literal["manual", "scheduled", "backfill", "asset_triggered"] = "manual"
     triggered_by: str | None = None
     note: str | None = None
+    # Issue 6: set by the scheduler's asset trigger (ADR 0013), copied to DagRunQueued.
+    triggering_asset_events: tuple[dict[str, Any], ...] = ()
 
 
 class SetDagPaused(_Payload):
@@ -398,6 +400,217 @@ class PoolSlotsGranted(_AttemptRef):
     at: datetime
 
 
+# --------------------------------------------------------------------------- assets
+class AssetEventReport(_Payload):
+    """One asset event a successful attempt reports (an outlet, or an asset added
+    through an outlet ``AssetAlias``; ``source_aliases`` names those aliases)."""
+
+    name: str = Field(min_length=1)
+    uri: str = ""
+    group: str = "asset"
+    extra: dict[str, Any] = Field(default_factory=dict)
+    source_aliases: tuple[str, ...] = ()
+
+
+class AssetEventEmitted(_Payload):
+    """An asset was updated (Airflow's ``AssetEvent``), on ``<prefix>.assets`` keyed by
+    the asset's name (ADR 0013). Written by the scheduler owning the producing DAG when
+    it folds the task's success (id from the attempt and the asset, so deciding it again
+    is a duplicate), or by the API (``POST /api/v2/assets/events``, ``source_dag_id``
+    None, ``created_by`` the user). Every scheduler reads the whole topic to trigger the
+    DAGs it owns that are scheduled on the asset."""
+
+    type: Literal["AssetEventEmitted"] = "AssetEventEmitted"
+    name: str = Field(min_length=1)
+    uri: str = ""
+    group: str = "asset"
+    extra: dict[str, Any] = Field(default_factory=dict)
+    source_aliases: tuple[str, ...] = ()
+    source_dag_id: str | None = None
+    source_run_id: str | None = None
+    source_task_id: str | None = None
+    source_map_index: int = -1
+    source_try_number: int | None = None
+    created_by: str | None = None
+    timestamp: datetime
+
+
+# --------------------------------------------------------------------------- external messages
+class ExternalMessageReceived(_Payload):
+    """A message on an external Kafka topic matched an asset watcher of the DAG
+    (ADR 0014). Written to the run log (keyed by ``dag_id``) by the scheduler instance
+    owning the DAG, with an id from (dag, asset, watcher, topic, partition, offset), so
+    reading the same message again yields a copy readers drop. The core turns it into
+    exactly one asset-triggered run (``run_id`` from the message's position), and the
+    fold keeps, per (asset, watcher, topic, partition), the next offset to read.
+    ``value`` is the parsed JSON, the text, or the bytes in base64 (``value_format``);
+    None with ``value_omitted`` when the message was too large to copy into the log.
+    ``timestamp_ms`` is the Kafka record timestamp."""
+
+    type: Literal["ExternalMessageReceived"] = "ExternalMessageReceived"
+    dag_id: str
+    asset: str
+    watcher: str
+    topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    key: str | None = None
+    value: Any = None
+    value_format: Literal["json", "text", "bytes"] = "json"
+    value_omitted: bool = False
+    headers: dict[str, str] = Field(default_factory=dict)
+    timestamp_ms: int | None = None
+
+
+# --------------------------------------------------------------------------- backfills
+# Airflow 3's backfills (``POST /api/v2/backfills``): the API sends the commands on the
+# commands topic keyed by the DAG id; the scheduler owning the DAG resolves the logical
+# dates, creates the runs (``DagRunQueued`` with ``run_type="backfill"``) and writes the
+# facts below to the run log (``ledgerflow.common.core.backfill``).
+ReprocessBehavior = Literal["none", "failed", "completed"]
+
+
+class CreateBackfill(_Payload):
+    """Command: create runs for the DAG's schedule between ``from_date`` and ``to_date``
+    (Airflow's ``BackfillPostBody``). ``backfill_id`` is allocated by the API.
+    ``reprocess_behavior``: what to do with a logical date that already has a run
+    (``none``: skip it; ``failed``: re-run it if it failed; ``completed``: re-run it if
+    it finished); a run still in flight is never touched."""
+
+    type: Literal["CreateBackfill"] = "CreateBackfill"
+    dag_id: str
+    backfill_id: int = Field(ge=1)
+    from_date: datetime
+    to_date: datetime
+    run_backwards: bool = False
+    dag_run_conf: dict[str, Any] = Field(default_factory=dict)
+    reprocess_behavior: ReprocessBehavior = "none"
+    max_active_runs: int = Field(default=10, ge=1)
+    requested_by: str | None = None
+
+
+class PauseBackfill(_Payload):
+    """Command: create no more runs for the backfill (runs already created go on)."""
+
+    type: Literal["PauseBackfill"] = "PauseBackfill"
+    dag_id: str
+    backfill_id: int = Field(ge=1)
+    requested_by: str | None = None
+
+
+class UnpauseBackfill(_Payload):
+    type: Literal["UnpauseBackfill"] = "UnpauseBackfill"
+    dag_id: str
+    backfill_id: int = Field(ge=1)
+    requested_by: str | None = None
+
+
+class CancelBackfill(_Payload):
+    """Command: stop the backfill. No more runs are created, its runs that have not
+    started are marked failed (as Airflow does); running ones finish."""
+
+    type: Literal["CancelBackfill"] = "CancelBackfill"
+    dag_id: str
+    backfill_id: int = Field(ge=1)
+    requested_by: str | None = None
+
+
+class BackfillRunPlan(_Payload):
+    """One logical date of a backfill and what the backfill does with it: ``create`` a
+    run (``run_id`` is ``backfill__<logical date>``), ``rerun`` the existing run
+    ``run_id`` (cleared and queued again) or ``skip`` it (``exception_reason``: Airflow's
+    ``already exists`` / ``in flight``). ``sort_ordinal`` counts from 1 in run order."""
+
+    sort_ordinal: int = Field(ge=1)
+    logical_date: datetime
+    action: Literal["create", "rerun", "skip"]
+    run_id: str | None = None
+    exception_reason: str | None = None
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+    run_after: datetime | None = None
+
+
+class BackfillCreated(_Payload):
+    """The scheduler accepted a ``CreateBackfill``: ``runs`` are its logical dates in run
+    order with what happens to each. Runs are created (or re-run) in that order as the
+    backfill's ``max_active_runs`` allows."""
+
+    type: Literal["BackfillCreated"] = "BackfillCreated"
+    dag_id: str
+    backfill_id: int = Field(ge=1)
+    from_date: datetime
+    to_date: datetime
+    run_backwards: bool = False
+    dag_run_conf: dict[str, Any] = Field(default_factory=dict)
+    reprocess_behavior: ReprocessBehavior = "none"
+    max_active_runs: int = Field(default=10, ge=1)
+    created_by: str | None = None
+    created_at: datetime
+    runs: tuple[BackfillRunPlan, ...] = ()
+    command_id: str | None = None
+
+
+class BackfillRejected(_Payload):
+    """A ``CreateBackfill`` was refused (another backfill is active, the DAG is unknown
+    or not periodic, no run to create); a rejection is an output, not an error."""
+
+    type: Literal["BackfillRejected"] = "BackfillRejected"
+    dag_id: str
+    backfill_id: int
+    reason: str
+    command_id: str
+
+
+class BackfillRunReprocessed(_Payload):
+    """The backfill re-runs the existing run ``run_id`` (it is cleared next); from now
+    on the run is a backfill run of ``backfill_id``."""
+
+    type: Literal["BackfillRunReprocessed"] = "BackfillRunReprocessed"
+    dag_id: str
+    backfill_id: int
+    run_id: str
+    logical_date: datetime | None = None
+    at: datetime
+
+
+class BackfillPaused(_Payload):
+    type: Literal["BackfillPaused"] = "BackfillPaused"
+    dag_id: str
+    backfill_id: int
+    at: datetime
+    by: str | None = None
+
+
+class BackfillUnpaused(_Payload):
+    type: Literal["BackfillUnpaused"] = "BackfillUnpaused"
+    dag_id: str
+    backfill_id: int
+    at: datetime
+    by: str | None = None
+
+
+class BackfillCancelled(_Payload):
+    """The backfill was cancelled: it creates no more runs and is completed at once."""
+
+    type: Literal["BackfillCancelled"] = "BackfillCancelled"
+    dag_id: str
+    backfill_id: int
+    at: datetime
+    by: str | None = None
+
+
+class BackfillCompleted(_Payload):
+    """Every run of the backfill finished (or it was cancelled): it is no longer active,
+    so the DAG may have another backfill."""
+
+    type: Literal["BackfillCompleted"] = "BackfillCompleted"
+    dag_id: str
+    backfill_id: int
+    at: datetime
+    cancelled: bool = False
+
+
 # --------------------------------------------------------------------------- run log: executor reports
 class TaskAttemptStarted(_AttemptRef):
     """An executor started the attempt; ``start_date`` is the executor's clock."""
@@ -430,6 +643,9 @@ class TaskAttemptSucceeded(_AttemptRef):
     follow_task_ids: tuple[str, ...] | None = None
     short_circuit: Literal["direct", "all"] | None = None
     rendered_fields: dict[str, Any] = Field(default_factory=dict)
+    # Issue 6: the asset events of the task's outlets (and of assets added through its
+    # outlet aliases); the scheduler owning the DAG publishes them (ADR 0013).
+    asset_events: tuple[AssetEventReport, ...] = ()
 
 
 class TaskAttemptSkipped(_AttemptRef):
@@ -518,6 +734,15 @@ class RunTaskAttempt(_AttemptRef):
     data_interval_end: datetime | None = None
     # For mapped tasks: the number of map indexes (the runner needs no more than that).
     map_length: int | None = None
+    # Issue 6: an asset-triggered run's triggering events (as in ``DagRunQueued``) and,
+    # per inlet asset name, its latest events (``context["inlet_events"]``).
+    triggering_asset_events: tuple[dict[str, Any], ...] = ()
+    inlet_events: dict[str, tuple[dict[str, Any], ...]] = Field(default_factory=dict)
+    # The runner protocol's ``max_tries`` for this attempt (ADR 0006): the last try that
+    # fails into a retry is ``max_tries - 1``. It counts the tries that do not use up a
+    # retry (reschedules, tries before the last clear); None (older schedulers): the
+    # executor uses the task's ``retries + 1``.
+    max_tries: int | None = Field(default=None, ge=1)
 
 
 # --------------------------------------------------------------------------- logs
@@ -668,6 +893,25 @@ class ApiKeyRevoked(_Payload):
     revoked_by: str | None = None
 
 
+# --------------------------------------------------------------------------- liveness
+class ServiceHeartbeat(_Payload):
+    """A service instance is alive (``<prefix>.heartbeats``, keyed by instance id, kept
+    one day). Schedulers, executors and projectors send one every
+    ``LEDGERFLOW_SERVICE_HEARTBEAT_SECONDS``; the API's ``/health`` lists the instances
+    heard from recently, which the UI's health indicator shows. Not history: nothing is
+    derived from these but "who is alive now"."""
+
+    type: Literal["ServiceHeartbeat"] = "ServiceHeartbeat"
+    service: Literal["scheduler", "executor", "projector"]
+    instance_id: str = Field(min_length=1)
+    hostname: str
+    pid: int
+    started_at: datetime
+    at: datetime
+    interval_seconds: float = Field(gt=0)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
 Payload = Annotated[
     DagVersionPublished
     | DagDeleted
@@ -698,12 +942,25 @@ Payload = Annotated[
     | DagRunStateSet
     | TaskInstanceScheduled
     | PoolSlotsGranted
+    | CreateBackfill
+    | PauseBackfill
+    | UnpauseBackfill
+    | CancelBackfill
+    | BackfillCreated
+    | BackfillRejected
+    | BackfillRunReprocessed
+    | BackfillPaused
+    | BackfillUnpaused
+    | BackfillCancelled
+    | BackfillCompleted
     | TaskAttemptStarted
     | TaskAttemptSucceeded
     | TaskAttemptFailed
     | TaskAttemptSkipped
     | TaskAttemptRescheduled
     | TaskAttemptHeartbeat
+    | AssetEventEmitted
+    | ExternalMessageReceived
     | CancelTaskAttempt
     | RunTaskAttempt
     | TaskLogChunk
@@ -717,12 +974,23 @@ Payload = Annotated[
     | UserUpdated
     | UserDeleted
     | ApiKeyCreated
-    | ApiKeyRevoked,
+    | ApiKeyRevoked
+    | ServiceHeartbeat,
     Field(discriminator="type"),
 ]
 """Every payload ledgerflow writes, discriminated by ``type``."""
 
-Command = TriggerDagRun | SetDagPaused | ClearTaskInstances | SetTaskInstanceState | SetDagRunState
+Command = (
+    TriggerDagRun
+    | SetDagPaused
+    | ClearTaskInstances
+    | SetTaskInstanceState
+    | SetDagRunState
+    | CreateBackfill
+    | PauseBackfill
+    | UnpauseBackfill
+    | CancelBackfill
+)
 PoolEvent = PoolSet | PoolDeleted
 UserEvent = UserCreated | UserUpdated | UserDeleted | ApiKeyCreated | ApiKeyRevoked
 ConfigEvent = (
@@ -756,6 +1024,13 @@ RunLogEvent = (
     | DagRunStateSet
     | TaskInstanceScheduled
     | PoolSlotsGranted
+    | BackfillCreated
+    | BackfillRejected
+    | BackfillRunReprocessed
+    | BackfillPaused
+    | BackfillUnpaused
+    | BackfillCancelled
+    | BackfillCompleted
     | TaskAttemptStarted
     | TaskAttemptSucceeded
     | TaskAttemptFailed
@@ -794,12 +1069,24 @@ PAYLOAD_TYPES: tuple[type[BaseModel], ...] = (
     DagRunStateSet,
     TaskInstanceScheduled,
     PoolSlotsGranted,
+    CreateBackfill,
+    PauseBackfill,
+    UnpauseBackfill,
+    CancelBackfill,
+    BackfillCreated,
+    BackfillRejected,
+    BackfillRunReprocessed,
+    BackfillPaused,
+    BackfillUnpaused,
+    BackfillCancelled,
+    BackfillCompleted,
     TaskAttemptStarted,
     TaskAttemptSucceeded,
     TaskAttemptFailed,
     TaskAttemptSkipped,
     TaskAttemptRescheduled,
     TaskAttemptHeartbeat,
+    AssetEventEmitted,
     CancelTaskAttempt,
     RunTaskAttempt,
     TaskLogChunk,

@@ -51,6 +51,19 @@ class Topics:
         return f"{self.prefix}.control"
 
     @property
+    def heartbeats(self) -> str:
+        """``ServiceHeartbeat`` of every scheduler, executor and projector instance, keyed
+        by instance id. One partition, kept one day: "who is alive now", not history."""
+        return f"{self.prefix}.heartbeats"
+
+    @property
+    def assets(self) -> str:
+        """``AssetEventEmitted`` facts, keyed by asset name. One partition, so its
+        offsets order every asset event and every scheduler instance (each reads the
+        whole topic) sees the same order (ADR 0013). Kept forever."""
+        return f"{self.prefix}.assets"
+
+    @property
     def dead_letters(self) -> str:
         """Messages no consumer could read, with the reason in headers."""
         return f"{self.prefix}.dlq"
@@ -62,7 +75,7 @@ class Topics:
     @property
     def event_topics(self) -> tuple[str, ...]:
         """Topics the projector reads (everything but work items and dead letters)."""
-        return (self.dags, self.commands, self.runs, self.logs, self.config)
+        return (self.dags, self.commands, self.runs, self.logs, self.config, self.assets)
 
 
 def attempt_key(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:

@@ -23,7 +23,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ledgerflow.sdk.assets import Asset, AssetAlias, Dataset
+from ledgerflow.sdk.assets import (
+    Asset,
+    AssetAlias,
+    AssetAll,
+    AssetAny,
+    AssetOrTimeSchedule,
+    Dataset,
+    Metadata,
+)
 from ledgerflow.sdk.baseoperator import BaseOperator
 from ledgerflow.sdk.branch import (
     BaseBranchOperator,
@@ -74,6 +82,7 @@ if TYPE_CHECKING:
     from ledgerflow.sdk.compat.shims import get_parsing_context
     from ledgerflow.sdk.context import get_current_context
     from ledgerflow.sdk.models import BaseHook, Connection, Variable
+    from ledgerflow.sdk.tracing import tracer
 
 # The runtime half of the SDK, imported on first use (``name -> module``).
 _LAZY = {
@@ -82,6 +91,9 @@ _LAZY = {
     "BaseHook": "ledgerflow.sdk.models",
     "get_current_context": "ledgerflow.sdk.context",
     "get_parsing_context": "ledgerflow.sdk.compat.shims",
+    "tracer": "ledgerflow.sdk.tracing",
+    "AssetWatcher": "ledgerflow.sdk.triggers",
+    "KafkaMessageTrigger": "ledgerflow.sdk.triggers",
 }
 
 
@@ -108,6 +120,10 @@ __all__ = [
     "AirflowTaskTimeout",
     "Asset",
     "AssetAlias",
+    "AssetAll",
+    "AssetAny",
+    "AssetOrTimeSchedule",
+    "Metadata",
     "BaseBranchOperator",
     "BaseHook",
     "BaseOperator",
@@ -159,4 +175,5 @@ __all__ = [
     "task",
     "task_group",
     "teardown",
+    "tracer",
 ]

@@ -558,6 +558,7 @@ class BaseOperator(DependencyMixin):
             "pool_slots": self.pool_slots,
             "callbacks": self.callback_names(),
             "is_branch": self._is_branch,
+            **_asset_refs(self.inlets, self.outlets),
         }
 
     def _sensor_spec(self) -> Any:
@@ -567,6 +568,13 @@ class BaseOperator(DependencyMixin):
         from ledgerflow.common.dagmodel import SerializedTask
 
         return SerializedTask(**self._serialize_fields())
+
+
+def _asset_refs(inlets: Any, outlets: Any) -> dict[str, Any]:
+    """``inlets``/``outlets`` as asset references (other lineage objects are ignored)."""
+    from ledgerflow.sdk.assets import serialize_refs
+
+    return {"inlets": serialize_refs(inlets or ()), "outlets": serialize_refs(outlets or ())}
 
 
 def _init_params(cls: type) -> tuple[frozenset[str], tuple[str, ...]]:

@@ -136,6 +136,14 @@ class DAG:
     def timetable_summary(self) -> str | None:
         return _schedule_str(self.schedule)
 
+    @property
+    def timetable(self) -> Any:
+        """Airflow's ``DAG.timetable``: the timetable object of a time-based schedule
+        (``NullTimetable`` for None; None for an asset schedule)."""
+        from ledgerflow.sdk.timetables import dag_timezone, timetable_for
+
+        return timetable_for(self.schedule, tz=dag_timezone(self.start_date))
+
     # -- context manager ------------------------------------------------------------
     def __enter__(self) -> DAG:
         _context_stack.append(self)
@@ -255,8 +263,32 @@ class DAG:
         params (a scheduled DAG needs every param to have a valid default, as in Airflow)
         and the trigger rules after setup tasks."""
         self.check_cycle()
+        self.time_schedule()
         self.validate_schedule_and_params()
         self.validate_setup_teardown()
+
+    def time_schedule(self) -> Any:
+        """The ``TimetableSpec`` of a time-based schedule (None: no schedule, or an asset
+        schedule); a bad cron, unknown preset or invalid combination is an authoring
+        error at the DAG's line."""
+        from ledgerflow.sdk.timetables import dag_timezone, resolve_time_schedule
+
+        try:
+            spec = resolve_time_schedule(self.schedule, tz=dag_timezone(self.start_date))
+        except ValueError as e:
+            raise DagAuthoringError(
+                f"DAG {self.dag_id!r}: invalid schedule {self.schedule!r}: {e}",
+                lineno=self.lineno,
+                filename=self.fileloc,
+            ) from None
+        if spec is not None and spec.kind == "continuous" and self.max_active_runs != 1:
+            raise DagAuthoringError(
+                f"DAG {self.dag_id!r}: invalid max_active_runs {self.max_active_runs}: "
+                "@continuous requires max_active_runs=1",
+                lineno=self.lineno,
+                filename=self.fileloc,
+            )
+        return spec
 
     def validate_schedule_and_params(self) -> None:
         """A DAG with a schedule needs a valid default for every param (Airflow's rule;
@@ -321,7 +353,7 @@ class DAG:
         from ledgerflow.common.dagmodel import SerializedDag
 
         timeout = self.dagrun_timeout
-        return SerializedDag(
+        serialized = SerializedDag(
             dag_id=self.dag_id,
             fileloc=fileloc or self.fileloc or "<unknown>",
             description=self.description,
@@ -342,9 +374,12 @@ class DAG:
             doc_md=self.doc_md,
             max_active_runs=self.max_active_runs,
             max_active_tasks=self.max_active_tasks,
+            timetable=self.time_schedule(),
+            max_consecutive_failed_dag_runs=self.max_consecutive_failed_dag_runs,
             lineno=self.lineno,
             tasks=tuple(t.serialize() for t in self.task_dict.values()),
         )
+        return _with_asset_schedule(serialized, self.schedule)
 
 
 def _path(adjacency: dict[str, list[str]], start: str, goal: str) -> list[str] | None:
@@ -370,12 +405,33 @@ def _path(adjacency: dict[str, list[str]], start: str, goal: str) -> list[str] |
     return None
 
 
+def _with_asset_schedule(serialized: SerializedDag, schedule: Any) -> SerializedDag:
+    """An asset schedule's timetable and condition (ADR 0013); other schedules as is."""
+    from ledgerflow.sdk.assets import asset_schedule
+
+    assets = asset_schedule(schedule)
+    if assets is None:
+        return serialized
+    return serialized.model_copy(
+        update={"timetable": assets.timetable, "asset_condition": assets.condition}
+    )
+
+
 def _schedule_str(schedule: str | timedelta | None) -> str | None:
+    from ledgerflow.sdk.assets import asset_schedule
+
+    assets = asset_schedule(schedule)
+    if assets is not None:
+        return assets.summary
     if schedule is None or isinstance(schedule, str):
         return schedule
     if isinstance(schedule, timedelta):
         # ISO 8601 duration; the scheduling issue decides how to read it.
         return f"PT{schedule.total_seconds():g}S"
+    from ledgerflow.sdk.timetables import Timetable
+
+    if isinstance(schedule, Timetable):
+        return schedule.summary
     raise TypeError(f"unsupported schedule {schedule!r}: use a cron string, a preset or timedelta")
 
 

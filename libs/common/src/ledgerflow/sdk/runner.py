@@ -8,7 +8,10 @@ stdin: one JSON object::
      "xcoms": [{"task_id", "map_index", "key", "value"}], "variables": {key: value},
      "connections": {conn_id: {conn_type, host, schema, login, password, port, extra}},
      "xcom_max_bytes", "test_mode" (optional), "api_url", "api_token" (optional: how
-     the task reads other runs' states, e.g. for ExternalTaskSensor)}
+     the task reads other runs' states, e.g. for ExternalTaskSensor), "traceparent"
+     (optional: the executor's span, see :mod:`ledgerflow.sdk.tracing`),
+     "triggering_asset_events": [event], "inlet_events": {asset name: [event]} (optional,
+     ADR 0013)}
 
 (``upstream_xcoms: {task_id: return_value}``, the form before ADR 0006, is still read.)
 
@@ -17,7 +20,9 @@ outcome is exactly one JSON line written to file descriptor 3 (``--outcome-fd N`
 another)::
 
     {"status": "success", "return_value": V, "xcoms": {key: V}, "follow_task_ids": [..]|null,
-     "short_circuit": null|"direct"|"all", "rendered_fields": {..}}
+     "short_circuit": null|"direct"|"all", "rendered_fields": {..},
+     "asset_events": [{name, uri, group, extra, source_aliases}] (only when the task has
+     asset outlets, ADR 0013)}
     {"status": "skipped", "reason": "...", "rendered_fields": {..}}
     {"status": "rescheduled", "reschedule_date": "2024-01-01T00:05:00+00:00"}
     {"status": "failed", "error": "...", "error_type": "...", "retryable": bool,
@@ -332,6 +337,9 @@ class _Attempt:
             api_url=_optional_str(request, "api_url"),
             api_token=_optional_str(request, "api_token"),
         )
+        from ledgerflow.sdk.asset_runtime import install
+
+        install(self.context, request)  # outlet_events, triggering_asset_events (ADR 0013)
 
     def load_dag(self, dag_id: str) -> Any:
         """Write the DAG file and its extra files into a private folder (relative paths
@@ -464,6 +472,9 @@ class _Attempt:
         armed = _arm_timeout(timeout, timeout_exc) if timeout else False
         try:
             result = task.execute(context)
+            from ledgerflow.sdk.asset_runtime import drain_metadata
+
+            result = drain_metadata(result, context)  # a task that yields Metadata
         except timeout_exc:
             on_kill = getattr(task, "on_kill", None)
             if callable(on_kill):
@@ -527,9 +538,13 @@ class _Attempt:
                 "XComTooLarge",
                 retryable=False,
             )
+        from ledgerflow.sdk.asset_runtime import collect
+
+        asset_events = collect(getattr(task, "outlets", None), context["outlet_events"])
         return {
             "status": "success",
             "return_value": return_value,
+            **({"asset_events": asset_events} if asset_events else {}),
             "xcoms": xcoms,
             "follow_task_ids": _follow_task_ids(ti.follow_task_ids),
             "short_circuit": _short_circuit(ti.short_circuit),
@@ -738,7 +753,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         outcome = _failed(f"bad runner request: {e}", "BadRequest", False)
     else:
-        outcome = execute_request(request)
+        if request.get("traceparent"):  # the executor traces: so does this process
+            from ledgerflow.sdk.tracing import traced_execution
+
+            outcome = traced_execution(request, execute_request)
+        else:
+            outcome = execute_request(request)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the task is over; do not raise mid-write
 
     sys.stdout.flush()

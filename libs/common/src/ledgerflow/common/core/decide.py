@@ -18,8 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ledgerflow.common.core.backfill import (
+    BACKFILL_COMMANDS,
+    advance_backfills,
+    on_backfill_command,
+)
 from ledgerflow.common.core.interventions import clear, set_run_state, set_task_state
+from ledgerflow.common.core.messages import on_message, queue_pending
 from ledgerflow.common.core.outbox import Outbox, pop_first
+from ledgerflow.common.core.schedule import is_paused, plan, schedule_wake
 from ledgerflow.common.core.state import DagState, Run
 from ledgerflow.common.core.steps import evaluate_task, own_step, sensor_timeout
 from ledgerflow.common.core.topology import Topology, topology
@@ -32,6 +39,7 @@ from ledgerflow.common.events import (
     DagRunStarted,
     DagRunSucceeded,
     Envelope,
+    ExternalMessageReceived,
     SetDagPaused,
     SetDagRunState,
     SetTaskInstanceState,
@@ -50,6 +58,8 @@ class Tick:
     ``full=False`` (the live scheduler's timer) looks only at the instances waiting on a
     timer (retries, reschedules, sensor timeouts) and the running attempts past the
     zombie timeout: everything else was decided when the event that changed it arrived.
+    Both also create the scheduled runs that are due and time out overdue runs
+    (:mod:`~ledgerflow.common.core.schedule`).
     """
 
     dag_id: str
@@ -108,6 +118,10 @@ def decide(
         set_run_state(out, inbound, inbound.data)
     elif isinstance(inbound.data, TriggerDagRun):
         _on_trigger(out, inbound, inbound.data)
+    elif isinstance(inbound.data, ExternalMessageReceived):
+        on_message(out, inbound)  # a Kafka message matched a watcher (ADR 0014)
+    elif isinstance(inbound.data, BACKFILL_COMMANDS):
+        on_backfill_command(out, inbound)
     elif isinstance(inbound.data, SetDagPaused):
         data = inbound.data
         if _is_paused(out.state, catalog) != data.is_paused:
@@ -125,15 +139,16 @@ def decide(
         state=out.state,
         events=tuple(out.events),
         work=tuple(out.work),
-        wake_at=next_wake(out.state, catalog, zombie_timeout=zombie_timeout),
+        wake_at=next_wake(out.state, catalog, zombie_timeout=zombie_timeout, now=now),
         control=tuple(out.control),
     )
 
 
 # --------------------------------------------------------------------------- inbound
 def _on_tick(out: Outbox, tick: Tick) -> None:
+    out.start = True  # also: scheduled runs and run timeouts (core/schedule.py)
     if tick.full:
-        out.start = True
+        queue_pending(out)  # recorded messages whose run was not written (ADR 0014)
         for run_id in sorted(out.state.active):
             out.mark_full(run_id)
         return
@@ -147,11 +162,7 @@ def _on_tick(out: Outbox, tick: Tick) -> None:
 
 
 def _is_paused(state: DagState, catalog: Catalog) -> bool:
-    if state.is_paused is not None:
-        return state.is_paused
-    latest = catalog.latest_version_id(state.dag_id)
-    dag = catalog.get(latest) if latest else None
-    return bool(dag and dag.is_paused_upon_creation)
+    return is_paused(state, catalog)
 
 
 def _on_trigger(out: Outbox, cmd: Envelope, data: TriggerDagRun) -> None:
@@ -184,6 +195,7 @@ def _on_trigger(out: Outbox, cmd: Envelope, data: TriggerDagRun) -> None:
             queued_at=cmd.time,
             triggered_by=data.triggered_by,
             note=data.note,
+            triggering_asset_events=data.triggering_asset_events,
         ),
         key=("DagRunQueued", data.dag_id, data.run_id),
         correlation_id=data.run_id,
@@ -196,6 +208,7 @@ def _settle(out: Outbox) -> None:
     while True:
         if out.start:
             out.start = False
+            plan(out)  # scheduled runs, run timeouts, auto-pause
             _start_runs(out)
         run_id = out.busy_run()
         if run_id is not None:
@@ -273,10 +286,14 @@ def _order(run: Run) -> tuple[datetime, datetime, str]:
 
 def _start_runs(out: Outbox) -> None:
     """Start queued runs, oldest first, while the DAG is unpaused and below
-    ``max_active_runs``."""
+    ``max_active_runs``. Backfill runs are started by their backfill, within its own
+    ``max_active_runs`` (and while the DAG is paused), as in Airflow 3."""
+    advance_backfills(out)
     if _is_paused(out.state, out.catalog):
         return
-    active = [out.state.runs[r] for r in out.state.active]
+    active = [
+        out.state.runs[r] for r in out.state.active if out.state.runs[r].run_type != "backfill"
+    ]
     running = sum(1 for r in active if r.state == "running")
     for run in sorted((r for r in active if r.state == "queued"), key=_order):
         dag = out.catalog.get(run.version_id)
@@ -327,11 +344,17 @@ def _maybe_finish(out: Outbox, run_id: str) -> None:
 
 
 def next_wake(
-    state: DagState, catalog: Catalog, *, zombie_timeout: timedelta = DEFAULT_ZOMBIE_TIMEOUT
+    state: DagState,
+    catalog: Catalog,
+    *,
+    zombie_timeout: timedelta = DEFAULT_ZOMBIE_TIMEOUT,
+    now: datetime | None = None,
 ) -> datetime | None:
     """The earliest timer of any unfinished run: a retry or reschedule coming due, a
-    reschedule-mode sensor's timeout, or the zombie deadline of a running attempt."""
-    wake: datetime | None = None
+    reschedule-mode sensor's timeout, or the zombie deadline of a running attempt; a
+    run's ``dagrun_timeout``; and (given ``now``) the next scheduled run's
+    ``run_after``."""
+    wake: datetime | None = schedule_wake(state, catalog, now)
     for run_id in state.active:
         run = state.runs[run_id]
         if run.beats:

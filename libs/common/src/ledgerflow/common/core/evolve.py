@@ -6,7 +6,16 @@ or an event about an older attempt, returns the state unchanged.
 
 from __future__ import annotations
 
-from ledgerflow.common.core.state import DagState, Run, RunStateName, TaskInstance, updated
+from ledgerflow.common.core.backfill_state import BACKFILL_FACTS, fold_backfill
+from ledgerflow.common.core.messages import drop_pending, fold_message
+from ledgerflow.common.core.state import (
+    DagState,
+    Run,
+    RunStateName,
+    ScheduledInterval,
+    TaskInstance,
+    updated,
+)
 from ledgerflow.common.events import (
     DagPauseChanged,
     DagRunFailed,
@@ -15,6 +24,7 @@ from ledgerflow.common.events import (
     DagRunStateSet,
     DagRunSucceeded,
     Envelope,
+    ExternalMessageReceived,
     PoolSlotsGranted,
     TaskAttemptFailed,
     TaskAttemptHeartbeat,
@@ -59,10 +69,17 @@ def _evolve(state: DagState, event: Envelope) -> DagState:
     data = event.data
     match data:
         case DagPauseChanged():
+            if not data.is_paused:  # Kafka-triggered runs drop what came while paused
+                state = updated(state, unpaused_at=event.time)
             return updated(state, is_paused=data.is_paused)
+        case ExternalMessageReceived():
+            return fold_message(state, event)  # ADR 0014
         case DagRunQueued():
             if data.run_id in state.runs:
                 return state
+            state = drop_pending(state, data.run_id)
+            if data.run_type == "scheduled":
+                state = _scheduled(state, data)
             return state.with_run(
                 Run(
                     dag_id=data.dag_id,
@@ -74,6 +91,7 @@ def _evolve(state: DagState, event: Envelope) -> DagState:
                     command_id=event.causation_id,
                     conf=dict(data.conf),
                     logical_date=data.logical_date,
+                    triggering_asset_events=data.triggering_asset_events,
                 )
             )
         case DagRunStarted():
@@ -101,7 +119,27 @@ def _evolve(state: DagState, event: Envelope) -> DagState:
             if run.ti(data.task_id).state is not None:
                 return state  # the placeholder was already decided (e.g. skipped)
             return state.with_run(run.with_map_length(data.task_id, data.length))
+    if isinstance(data, BACKFILL_FACTS):
+        return fold_backfill(state, event)
     return _evolve_task(state, event)
+
+
+def _scheduled(state: DagState, data: DagRunQueued) -> DagState:
+    """Remember the latest scheduled run (by logical date): the schedule goes on from it."""
+    at = data.logical_date or data.run_after or data.queued_at
+    last = state.last_scheduled
+    if last is not None and at <= last.logical_date:
+        return state
+    run_after = data.run_after or at
+    return updated(
+        state,
+        last_scheduled=ScheduledInterval(
+            logical_date=at,
+            run_after=run_after,
+            data_interval_start=data.data_interval_start or at,
+            data_interval_end=data.data_interval_end or run_after,
+        ),
+    )
 
 
 def _evolve_task(state: DagState, event: Envelope) -> DagState:

@@ -17,7 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
+
+if TYPE_CHECKING:
+    from ledgerflow.common.core.backfill_state import Backfill
+    from ledgerflow.common.events import Envelope
 
 TaskState = Literal[
     "scheduled",  # ready, waiting for the pool arbiter's grant (ADR 0011)
@@ -185,6 +189,8 @@ class Run:
     # Ids of the user commands (clear, mark) that changed this run: a redelivered
     # command finds itself here and does nothing.
     commands: frozenset[str] = frozenset()
+    # An asset-triggered run's triggering events (ADR 0013; ``core/assets.py``).
+    triggering_asset_events: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -255,6 +261,17 @@ class Run:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduledInterval:
+    """The latest run the timetable created (Airflow's "last automated run"): where the
+    schedule goes on from. Folded from ``DagRunQueued`` with ``run_type="scheduled"``."""
+
+    logical_date: datetime
+    run_after: datetime
+    data_interval_start: datetime
+    data_interval_end: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class DagState:
     """Everything the scheduler knows about one DAG: pause flag and runs.
 
@@ -268,6 +285,16 @@ class DagState:
     runs: Mapping[str, Run] = field(default_factory=dict)
     sequence: int = 0
     active: frozenset[str] = frozenset()
+    # The latest scheduled run (issue 6): the timetable's next run follows it.
+    last_scheduled: ScheduledInterval | None = None
+    # Backfills by id (issue 6; :mod:`ledgerflow.common.core.backfill_state`).
+    backfills: Mapping[int, Backfill] = field(default_factory=dict)
+    # Kafka-triggered runs (ADR 0014, ``core/messages.py``): the next offset to read per
+    # (asset, watcher, topic, partition), the recorded messages whose run is not created
+    # yet (by run id), and when the DAG was last unpaused.
+    watch_offsets: Mapping[tuple[str, str, str, int], int] = field(default_factory=dict)
+    pending_messages: Mapping[str, Envelope] = field(default_factory=dict)
+    unpaused_at: datetime | None = None
 
     def with_run(self, run: Run) -> DagState:
         runs = dict(self.runs)

@@ -50,6 +50,15 @@ def ancestor_xcoms(run: Run, topo: Topology, task_id: str) -> tuple[XComEntry, .
     return tuple(entries)
 
 
+def _max_tries(run: Run, task_id: str, map_index: int, retries: int) -> int:
+    """The protocol's ``max_tries``: an attempt is retried on failure while
+    ``try_number < max_tries``, the same rule as the core's (``TaskInstance.attempts``
+    up to ``retries``), so the runner picks the callback the scheduler's verdict matches
+    (``on_retry_callback`` after a clear, not ``on_failure_callback``)."""
+    ti = run.ti(task_id, map_index)
+    return retries + 1 + ti.reschedules + ti.retry_base
+
+
 def work_item(
     run: Run,
     dag: SerializedDag,
@@ -92,6 +101,7 @@ def work_item(
             data_interval_start=run.logical_date,
             data_interval_end=run.logical_date,
             map_length=run.map_lengths.get(task_id) if task.mapped is not None else None,
+            max_tries=_max_tries(run, task_id, map_index, task.retries),
         ),
         id=deterministic_id("RunTaskAttempt", *attempt),
         source=SCHEDULER_SOURCE,

@@ -126,8 +126,33 @@ OPERATOR_MODULES = {
     "branch": BRANCH_NAMES,
 }
 
+TIMETABLE_NAMES = {
+    name: f"{_SDK}.timetables:{name}"
+    for name in (
+        "CronDataIntervalTimetable",
+        "CronTriggerTimetable",
+        "DeltaDataIntervalTimetable",
+        "DeltaTriggerTimetable",
+        "EventsTimetable",
+        "MultipleCronTriggerTimetable",
+    )
+}
+_TRIGGER = ("CronTriggerTimetable", "DeltaTriggerTimetable", "MultipleCronTriggerTimetable")
+_INTERVAL = ("CronDataIntervalTimetable", "DeltaDataIntervalTimetable")
+TIMETABLE_MODULES: dict[str, dict[str, str]] = {}
+for _prefix in ("airflow.timetables", "airflow.sdk.definitions.timetables"):
+    TIMETABLE_MODULES[f"{_prefix}.trigger"] = {k: TIMETABLE_NAMES[k] for k in _TRIGGER}
+    TIMETABLE_MODULES[f"{_prefix}.interval"] = {k: TIMETABLE_NAMES[k] for k in _INTERVAL}
+    TIMETABLE_MODULES[f"{_prefix}.events"] = {"EventsTimetable": TIMETABLE_NAMES["EventsTimetable"]}
+TIMETABLE_MODULES["airflow.timetables.simple"] = {
+    name: f"{_SDK}.timetables:{name}"
+    for name in ("NullTimetable", "OnceTimetable", "ContinuousTimetable")
+}
+TIMETABLE_MODULES["airflow.timetables.base"] = {"Timetable": f"{_SDK}.timetables:Timetable"}
+
 SDK_NAMES = {
     **DAG_NAMES,
+    **TIMETABLE_NAMES,
     **OPERATOR_NAMES,
     **DECORATOR_NAMES,
     **SENSOR_BASE_NAMES,
@@ -143,6 +168,11 @@ SDK_NAMES = {
     "DagRunState": f"{_SDK}.state:DagRunState",
     "Asset": f"{_SDK}.assets:Asset",
     "AssetAlias": f"{_SDK}.assets:AssetAlias",
+    "AssetAll": f"{_SDK}.assets:AssetAll",
+    "AssetAny": f"{_SDK}.assets:AssetAny",
+    "Metadata": f"{_SDK}.assets:Metadata",
+    "Model": f"{_SDK}.assets:Model",
+    "AssetWatcher": f"{_SDK}.triggers:AssetWatcher",
     "Context": "builtins:dict",
     "literal": f"{_SDK}.xcom_arg:literal",
     "get_parsing_context": f"{_SDK}.compat.shims:get_parsing_context",
@@ -191,7 +221,24 @@ MODULES: dict[str, dict[str, str]] = {
     "airflow.sdk.definitions.asset": {
         "Asset": f"{_SDK}.assets:Asset",
         "AssetAlias": f"{_SDK}.assets:AssetAlias",
+        "AssetAll": f"{_SDK}.assets:AssetAll",
+        "AssetAny": f"{_SDK}.assets:AssetAny",
+        "BaseAsset": f"{_SDK}.assets:BaseAsset",
+        "Model": f"{_SDK}.assets:Model",
+        "AssetWatcher": f"{_SDK}.triggers:AssetWatcher",
     },
+    "airflow.sdk.definitions.asset.metadata": {"Metadata": f"{_SDK}.assets:Metadata"},
+    # Runs triggered by messages on Kafka topics (ADR 0014).
+    "airflow.providers.common.messaging.triggers.msg_queue": {
+        "MessageQueueTrigger": f"{_SDK}.triggers:MessageQueueTrigger"
+    },
+    "airflow.providers.apache.kafka.triggers.await_message": {
+        "AwaitMessageTrigger": f"{_SDK}.triggers:AwaitMessageTrigger"
+    },
+    "airflow.providers.apache.kafka.triggers.msg_queue": {
+        "KafkaMessageQueueTrigger": f"{_SDK}.triggers:KafkaMessageQueueTrigger"
+    },
+    "airflow.timetables.assets": {"AssetOrTimeSchedule": f"{_SDK}.assets:AssetOrTimeSchedule"},
     "airflow.sdk.bases.operator": OPERATOR_NAMES,
     "airflow.sdk.bases.sensor": SENSOR_BASE_NAMES,
     "airflow.sdk.bases.hook": {"BaseHook": RUNTIME_NAMES["BaseHook"]},
@@ -234,7 +281,13 @@ MODULES: dict[str, dict[str, str]] = {
     "airflow.hooks.base": {"BaseHook": RUNTIME_NAMES["BaseHook"]},
     "airflow.sensors.base": SENSOR_BASE_NAMES,
     "airflow.operators.dummy": {"DummyOperator": f"{_SDK}.operators:DummyOperator"},
-    "airflow.datasets": {"Dataset": f"{_SDK}.assets:Dataset"},
+    "airflow.datasets": {
+        "Dataset": f"{_SDK}.assets:Dataset",
+        "DatasetAlias": f"{_SDK}.assets:AssetAlias",
+        "DatasetAll": f"{_SDK}.assets:AssetAll",
+        "DatasetAny": f"{_SDK}.assets:AssetAny",
+    },
+    "airflow.datasets.metadata": {"Metadata": f"{_SDK}.assets:Metadata"},
     "airflow.utils.trigger_rule": {"TriggerRule": f"{_SDK}.rules:TriggerRule"},
     "airflow.utils.weight_rule": {"WeightRule": f"{_SDK}.rules:WeightRule"},
     "airflow.utils.task_group": {
@@ -260,6 +313,7 @@ MODULES: dict[str, dict[str, str]] = {
         "get_parsing_context": SDK_NAMES["get_parsing_context"],
     },
 }
+MODULES.update(TIMETABLE_MODULES)
 for _name, _names in OPERATOR_MODULES.items():
     MODULES[f"airflow.operators.{_name}"] = _names
     MODULES[f"airflow.providers.standard.operators.{_name}"] = _names
