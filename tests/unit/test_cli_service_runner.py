@@ -47,9 +47,9 @@ def test_json_lines_when_not_a_terminal() -> None:
     configure_logging("scheduler", stream=stream)
     logging.getLogger("ledgerflow.test").info("run %s queued", "r1", extra={"dag_id": "etl"})
     record = json.loads(stream.getvalue())
-    assert record["msg"] == "run r1 queued"
+    assert record["message"] == "run r1 queued"
     assert (record["level"], record["service"], record["dag_id"]) == ("info", "scheduler", "etl")
-    assert record["ts"].endswith("+00:00")
+    assert record["timestamp"].endswith("+00:00")
 
 
 def test_text_on_a_terminal() -> None:

@@ -72,11 +72,27 @@ async def test_a_failing_or_slow_check_means_not_ready() -> None:
 
 async def test_other_requests() -> None:
     async with ProbeServer("127.0.0.1", 0) as server:
-        assert (await _get(server.port, "/metrics"))[0] == 404
+        assert (await _get(server.port, "/nope"))[0] == 404
         assert (await _get(server.port, "/healthz", method="POST"))[0] == 405
         status, body = await _get(server.port, "/healthz", method="HEAD")
         assert (status, body) == (200, None)
         assert (await _request(server.port, b"nonsense\r\n\r\n"))[0] == 400
+
+
+async def test_metrics_in_the_prometheus_text_format() -> None:
+    from ledgerflow.common import metrics
+
+    metrics.dead_lettered("probe-test", "t")  # a no-op unless metrics are configured
+    async with ProbeServer("127.0.0.1", 0) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        data = await reader.read()
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"Content-Type: text/plain; version=0.0.4" in head
+    assert b"# TYPE" in body  # at least the process collector's metrics
 
 
 async def test_a_taken_port_fails_the_start_and_stop_is_idempotent() -> None:

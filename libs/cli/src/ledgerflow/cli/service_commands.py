@@ -19,7 +19,7 @@ from typing import Any
 
 from ledgerflow.cli.context import CliContext
 from ledgerflow.cli.errors import CliError
-from ledgerflow.cli.logging_setup import configure_logging
+from ledgerflow.cli.logging_setup import configure_service
 from ledgerflow.cli.readiness import ClosableCheck, GroupMembership, ProjectionCaughtUp
 from ledgerflow.cli.service_runner import ServiceFactory, run_service
 from ledgerflow.common.probes import ProbeServer
@@ -68,13 +68,13 @@ def with_probes(
 
 
 def cmd_api(args: argparse.Namespace, ctx: CliContext) -> int:
-    configure_logging("api")
+    configure_service("api")
     serve = _entry_point("ledgerflow.api.server", "serve")
     return run_service("api", with_probes("api", ctx.settings, lambda: serve(ctx.settings)))
 
 
 def cmd_projector(args: argparse.Namespace, ctx: CliContext) -> int:
-    configure_logging("projector")
+    configure_service("projector")
     run = _entry_point("ledgerflow.api.projector", "run")
     settings = ctx.settings
     return run_service(
@@ -89,7 +89,7 @@ def cmd_projector(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace, ctx: CliContext) -> int:
-    configure_logging("scheduler")
+    configure_service("scheduler")
     run = _entry_point("ledgerflow.scheduler.service", "run")
     settings = ctx.settings
     group = str(importlib.import_module("ledgerflow.scheduler.service").group_id_for(settings))
@@ -105,7 +105,7 @@ def cmd_scheduler(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def cmd_executor(args: argparse.Namespace, ctx: CliContext) -> int:
-    configure_logging("executor")
+    configure_service("executor")
     run = _entry_point("ledgerflow.executor.service", "run")
     group_id_for = _entry_point("ledgerflow.executor.service", "group_id_for")
     settings = ctx.settings
@@ -122,6 +122,6 @@ def cmd_executor(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def cmd_ui(args: argparse.Namespace, ctx: CliContext) -> int:
-    configure_logging("ui")
+    configure_service("ui")
     serve = _entry_point("ledgerflow.ui.server", "serve")
     return run_service("ui", with_probes("ui", ctx.settings, lambda: serve(ctx.settings)))

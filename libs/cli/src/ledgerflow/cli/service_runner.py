@@ -13,6 +13,9 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from ledgerflow.common.telemetry import configure_tracing
+from ledgerflow.common.telemetry import shutdown as shutdown_tracing
+
 logger = logging.getLogger("ledgerflow.cli")
 
 ServiceFactory = Callable[[], Coroutine[Any, Any, Any]]
@@ -24,7 +27,13 @@ def run_service(name: str, make_coroutine: ServiceFactory) -> int:
     Returns the process exit code: 0 after a signal-requested stop or a normal return,
     1 if the service failed.
     """
-    return asyncio.run(_run_until_signalled(name, make_coroutine))
+    # Traces go where the standard OTEL_* variables say; off when none is set.
+    if configure_tracing(f"ledgerflow-{name}"):
+        logger.info("%s: exporting traces (OTEL_* variables)", name)
+    try:
+        return asyncio.run(_run_until_signalled(name, make_coroutine))
+    finally:
+        shutdown_tracing()  # exports the spans still buffered
 
 
 async def _run_until_signalled(name: str, make_coroutine: ServiceFactory) -> int:

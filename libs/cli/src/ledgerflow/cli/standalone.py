@@ -166,9 +166,10 @@ def _readable(line: str) -> str:
         record = json.loads(line)
     except ValueError:
         return line
-    if not isinstance(record, dict) or "msg" not in record:
+    message = record.get("message", record.get("msg")) if isinstance(record, dict) else None
+    if message is None:
         return line
-    text = f"{record.get('level', '')} {record.get('logger', '')}: {record['msg']}"
+    text = f"{record.get('level', '')} {record.get('logger', '')}: {message}"
     if record.get("exc"):
         text += "\n" + str(record["exc"])
     return text

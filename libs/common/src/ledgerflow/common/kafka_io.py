@@ -8,7 +8,6 @@ producer sends at once (``linger_ms=0``) because the hot path is latency-bound.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -17,9 +16,9 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 from aiokafka.errors import TopicAlreadyExistsError  # type: ignore[import-untyped]
 from aiokafka.helpers import create_ssl_context
+from ledgerflow.common import metrics, telemetry
 from ledgerflow.common.events import CONTENT_TYPE, Envelope, MalformedMessage, decode, encode
 from ledgerflow.common.settings import Settings
-from opentelemetry import propagate
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +66,18 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+# Readers of topics off the hot path (DAG versions, config, control, assets) need not
+# poll every 5 ms: a fetch that finds nothing waits this long at the broker, and new data
+# still answers it at once. At 5 ms each idle reader sent ~200 fetch requests a second,
+# about a quarter of every service's CPU on the chain benchmark (py-spy, issue 4).
+BACKGROUND_FETCH_MAX_WAIT_MS = 250
+
+
+def background_consumer_config(settings: Settings) -> dict[str, Any]:
+    """:func:`consumer_config` for a reader off the hot path (see above)."""
+    return {**consumer_config(settings), "fetch_max_wait_ms": BACKGROUND_FETCH_MAX_WAIT_MS}
+
+
 async def ensure_topics(settings: Settings, *, queues: Iterable[str] = ("default",)) -> None:
     """Create ledgerflow's topics if they are missing. Safe to call from every service.
 
@@ -95,6 +106,10 @@ async def ensure_topics(settings: Settings, *, queues: Iterable[str] = ("default
     wanted.append(
         NewTopic(t.config, 1, settings.replication_factor, topic_configs=dict(RETENTION_FOREVER))
     )
+    # Asset events: one partition, so offsets order them for every scheduler (ADR 0013).
+    wanted.append(
+        NewTopic(t.assets, 1, settings.replication_factor, topic_configs=dict(RETENTION_FOREVER))
+    )
     wanted.append(
         NewTopic(
             t.dead_letters, 1, settings.replication_factor, topic_configs=dict(RETENTION_FOREVER)
@@ -104,6 +119,14 @@ async def ensure_topics(settings: Settings, *, queues: Iterable[str] = ("default
     wanted.append(
         NewTopic(
             t.control, 1, settings.replication_factor, topic_configs={"retention.ms": "86400000"}
+        )
+    )
+    wanted.append(
+        NewTopic(
+            t.heartbeats,
+            1,
+            settings.replication_factor,
+            topic_configs={"retention.ms": "86400000"},
         )
     )
     for q in queues:
@@ -144,28 +167,22 @@ def derived_traceparent(envelope: Envelope) -> str:
     """A W3C ``traceparent`` whose trace id is derived from the run (correlation id).
 
     Used when the caller has no active span: a run stays one trace across process
-    restarts because nothing about it is held in memory.
+    restarts because nothing about it is held in memory. Its span id is the run's or
+    the attempt's derived span (see :mod:`ledgerflow.common.telemetry`).
     """
-    root = envelope.correlation_id or envelope.aggregate_key
-    trace_id = hashlib.sha256(f"trace:{envelope.aggregate_key}:{root}".encode()).hexdigest()[:32]
-    span_id = hashlib.sha256(f"span:{envelope.id}".encode()).hexdigest()[:16]
-    return f"00-{trace_id}-{span_id}-01"
+    traceparent: str = telemetry.envelope_traceparent(envelope)
+    return traceparent
 
 
 def _headers(envelope: Envelope, traceparent: str | None) -> list[tuple[str, bytes]]:
-    carrier: dict[str, str] = {}
-    if traceparent is None:
-        propagate.inject(carrier)
-        traceparent = carrier.get("traceparent") or derived_traceparent(envelope)
-    headers = [
+    if traceparent is None:  # the active span's (tracing on), else derived
+        traceparent = telemetry.current_traceparent() or derived_traceparent(envelope)
+    return [
         ("traceparent", traceparent.encode()),
         ("content-type", CONTENT_TYPE.encode()),
         ("ce_type", envelope.type.encode()),
         ("ce_id", envelope.id.encode()),
     ]
-    if "tracestate" in carrier:
-        headers.append(("tracestate", carrier["tracestate"].encode()))
-    return headers
 
 
 def traceparent_of(record: Any) -> str | None:
@@ -278,6 +295,7 @@ class EventProducer:
             headers=headers,
         )
         await fut
+        metrics.dead_lettered(consumer, str(record.topic))
         log.warning(
             "dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason
         )
@@ -286,6 +304,7 @@ class EventProducer:
 __all__ = [
     "EventProducer",
     "MalformedMessage",
+    "background_consumer_config",
     "consumer_config",
     "decode_record",
     "derived_traceparent",

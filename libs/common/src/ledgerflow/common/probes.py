@@ -11,9 +11,13 @@ the service, on the same event loop (``LEDGERFLOW_PROBE_PORT``), so:
   projection caught up), else 503 with the reason. No check means ready once started.
 
 Plain ``asyncio`` streams, no framework: it must keep answering whatever the service's
-web stack does, and it costs nothing on the hot path. ``/metrics`` (Prometheus) will live
-here too. ``python -m ledgerflow.common.probes check [URL]`` is the image's
-``HEALTHCHECK`` (the slim image has no curl).
+web stack does, and it costs nothing on the hot path.
+
+- ``GET /metrics`` answers the process's metrics in the Prometheus text format
+  (:mod:`ledgerflow.common.metrics`; empty until ``configure_metrics`` ran).
+
+``python -m ledgerflow.common.probes check [URL]`` is the image's ``HEALTHCHECK`` (the
+slim image has no curl).
 """
 
 from __future__ import annotations
@@ -29,11 +33,14 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ledgerflow.common.metrics import PROMETHEUS_CONTENT_TYPE, metrics_response
+
 log = logging.getLogger(__name__)
 
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/readyz"
-PROBE_PATHS = (LIVENESS_PATH, READINESS_PATH)
+METRICS_PATH = "/metrics"
+PROBE_PATHS = (LIVENESS_PATH, READINESS_PATH, METRICS_PATH)
 DEFAULT_PROBE_PORT = 8090  # the port the container image and the manifests use
 
 READ_TIMEOUT_S = 5.0
@@ -133,10 +140,13 @@ class ProbeServer:
         except ConnectionError:
             writer.close()
             return
-        payload = json.dumps(body).encode()
+        if isinstance(body, bytes):
+            payload, content_type = body, PROMETHEUS_CONTENT_TYPE
+        else:
+            payload, content_type = json.dumps(body).encode(), "application/json"
         lines = [
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
-            "Content-Type: application/json",
+            f"Content-Type: {content_type}",
             f"Content-Length: {len(payload)}",
             "Cache-Control: no-store",
             "Connection: close",
@@ -150,7 +160,7 @@ class ProbeServer:
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
 
-    async def _respond(self, head: bytes) -> tuple[int, dict[str, object]]:
+    async def _respond(self, head: bytes) -> tuple[int, dict[str, object] | bytes]:
         request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
         parts = request_line.split(" ")
         if len(parts) != 3:
@@ -163,6 +173,8 @@ class ProbeServer:
             return 405, {"status": "method not allowed"}
         if path == LIVENESS_PATH:
             return 200, {"status": "alive", "service": self.service}
+        if path == METRICS_PATH:
+            return 200, await metrics_response()
         result = await self.readiness()
         if result.ready:
             return 200, {"status": "ready", "service": self.service}

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     heartbeat_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often an executor reports each running attempt"
     )
+    service_heartbeat_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often schedulers, executors and projectors say they are alive",
+    )
     zombie_timeout_seconds: float = Field(
         default=30.0,
         gt=0,
@@ -122,6 +127,15 @@ class Settings(BaseSettings):
     database_ssl_rootcert: str | None = Field(
         default=None, description="PEM CA for the Postgres server, added to database_url"
     )
+    # Logs (docs/observability.md): read by common/logging_setup.py before settings are
+    # built; here so a wrong value fails every command the same way.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="Level of every service's logs"
+    )
+    log_format: Literal["json", "text", "auto"] = Field(
+        default="auto",
+        description="Service logs as JSON lines, text, or auto (text on a terminal, else JSON)",
+    )
     probe_host: str = Field(default="127.0.0.1", description="Where the probe server listens")
     probe_port: int | None = Field(
         default=None,
@@ -132,6 +146,14 @@ class Settings(BaseSettings):
             "the api and ui too); no probe server when unset"
         ),
     )
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _log_case(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        return value.upper() if info.field_name == "log_level" else value.lower()
 
     @field_validator("kafka_sasl_mechanism")
     @classmethod
