@@ -21,8 +21,9 @@ test: ## install, start a throw-away Kafka and Postgres, run all tests (ARGS="..
 ui-assets: ## vendor the UI's browser libraries from npm (package-lock.json) into its static folder
 	services/ui/build-assets.sh
 
-screenshots: ## regenerate docs/screenshots/*.png from the UI in headless Chromium (real stack)
+screenshots: ## regenerate docs/screenshots/*.png from the UI and Jaeger's UI in headless Chromium (real stack)
 	LEDGERFLOW_UI_SCREENSHOTS=docs/screenshots $(LOCAL)/test.sh tests/e2e/test_ui_browser.py -k screenshots $(ARGS)
+	JAEGER_UI_ASSETS="$$($(LOCAL)/jaeger-ui.sh path)" LEDGERFLOW_TRACE_SCREENSHOT=docs/screenshots/jaeger-trace.png $(LOCAL)/test.sh tests/e2e/test_tracing.py -k attempt_tree
 
 deploy-check: ## validate Dockerfile, compose and Kubernetes files offline (no Kafka, no Docker)
 	uv run --frozen pytest -q -p no:cacheprovider tests/deploy tests/unit/test_kafka_security.py tests/unit/test_probes.py $(ARGS)

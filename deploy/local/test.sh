@@ -15,5 +15,7 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     || log "could not install chromium; the browser test will be skipped"
 fi
 "$LEDGERFLOW_REPO/services/ui/build-assets.sh" || log "could not build the UI's assets; using the committed ones"
+# Jaeger v2 for the tracing test (tests/e2e/test_tracing.py), built with `go install`.
+export LEDGERFLOW_WITH_JAEGER=1
 exec "$LEDGERFLOW_REPO/deploy/local/with-infra.sh" \
   uv run --frozen pytest -q -p no:cacheprovider "$@"

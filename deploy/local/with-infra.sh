@@ -14,6 +14,12 @@
 #   LEDGERFLOW_TEST_KAFKA_BOOTSTRAP / LEDGERFLOW_TEST_DATABASE_URL: use these servers
 #     instead of starting our own (nothing is wiped or stopped then)
 #   LEDGERFLOW_SKIP_SYNC=1: skip `uv sync --frozen`
+#   LEDGERFLOW_WITH_JAEGER=1 (`make test` sets it): also build (cached) and start Jaeger v2
+#     (deploy/local/jaeger.sh) on 127.0.0.1, OTLP on LEDGERFLOW_TEST_JAEGER_OTLP_PORT
+#     (14317 gRPC, +1 HTTP), query API on LEDGERFLOW_TEST_JAEGER_QUERY_PORT (16696), and
+#     export LEDGERFLOW_TEST_JAEGER_URL / LEDGERFLOW_TEST_JAEGER_OTLP_GRPC /
+#     LEDGERFLOW_TEST_JAEGER_OTLP_HTTP. If it cannot, LEDGERFLOW_TEST_JAEGER_ERROR says why
+#     and the tracing test fails with that reason (the other tests still run).
 set -euo pipefail
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -35,6 +41,7 @@ export PG_FSYNC=off
 
 own_kafka=0
 own_pg=0
+own_jaeger=0
 timings=()
 T_ALL="$(now)"
 
@@ -52,7 +59,8 @@ cleanup() {
   t="$(now)"
   ((own_kafka)) && { "$HERE/kafka.sh" stop || rc=1; }
   ((own_pg)) && { "$HERE/postgres.sh" stop || rc=1; }
-  ((own_kafka + own_pg)) && phase_done "stop infra" "$t"
+  ((own_jaeger)) && { "$HERE/jaeger.sh" stop || rc=1; }
+  ((own_kafka + own_pg + own_jaeger)) && phase_done "stop infra" "$t"
   phase_done "total" "$T_ALL"
   printf '[%s] timings:\n' "$LOG_TAG" >&2
   printf '  %s\n' "${timings[@]}" >&2
@@ -94,9 +102,35 @@ else
   pids+=($!)
   export LEDGERFLOW_DATABASE_URL="postgresql://ledgerflow@127.0.0.1:$PG_PORT/ledgerflow"
 fi
+jaeger_pid=""
+if [[ "${LEDGERFLOW_WITH_JAEGER:-0}" == 1 && -z "${LEDGERFLOW_TEST_JAEGER_URL:-}" ]]; then
+  # Built on first use (minutes), alongside the brokers; a failure fails only the test
+  # that needs Jaeger, with the reason.
+  export JAEGER_OTLP_GRPC_PORT="${LEDGERFLOW_TEST_JAEGER_OTLP_PORT:-14317}"
+  export JAEGER_OTLP_HTTP_PORT="$((JAEGER_OTLP_GRPC_PORT + 1))"
+  export JAEGER_QUERY_PORT="${LEDGERFLOW_TEST_JAEGER_QUERY_PORT:-16696}"
+  export JAEGER_QUERY_GRPC_PORT="$((JAEGER_QUERY_PORT + 1))"
+  export JAEGER_HEALTH_PORT="$((JAEGER_QUERY_PORT + 2))"
+  export JAEGER_DATA_DIR="$TEST_DIR/jaeger"
+  own_jaeger=1
+  mkdir -p "$TEST_DIR"
+  ("$HERE/jaeger.sh" wipe && "$HERE/jaeger.sh" start) >"$TEST_DIR/jaeger-start.log" 2>&1 &
+  jaeger_pid=$!
+fi
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
 ((failed == 0)) || die "infrastructure did not start (logs under $TEST_DIR)"
+if [[ -n "$jaeger_pid" ]]; then
+  if wait "$jaeger_pid"; then
+    export LEDGERFLOW_TEST_JAEGER_URL="http://127.0.0.1:$JAEGER_QUERY_PORT"
+    export LEDGERFLOW_TEST_JAEGER_OTLP_GRPC="http://127.0.0.1:$JAEGER_OTLP_GRPC_PORT"
+    export LEDGERFLOW_TEST_JAEGER_OTLP_HTTP="http://127.0.0.1:$JAEGER_OTLP_HTTP_PORT"
+    log "LEDGERFLOW_TEST_JAEGER_URL=$LEDGERFLOW_TEST_JAEGER_URL"
+  else
+    export LEDGERFLOW_TEST_JAEGER_ERROR="Jaeger did not build or start: $(tail -n 5 "$TEST_DIR/jaeger-start.log" | tr '\n' ' ')"
+    log "$LEDGERFLOW_TEST_JAEGER_ERROR"
+  fi
+fi
 phase_done "start infra" "$t"
 
 log "LEDGERFLOW_KAFKA_BOOTSTRAP=$LEDGERFLOW_KAFKA_BOOTSTRAP"

@@ -9,6 +9,8 @@ compared with the attempts in the run log.
     mark stays.
 (e) A pool of one slot never runs two of its tasks at once.
 (f) The scheduler is SIGKILLed during a 50-task run: it finishes, nothing runs twice.
+(g) The scheduler dies after writing a mark's facts, before sending the cancel: the
+    restarted scheduler sends it, and the running attempt is killed.
 """
 
 from __future__ import annotations
@@ -22,21 +24,26 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from ledgerflow.common.core import SCHEDULER_SOURCE, decide, empty, evolve
+from ledgerflow.common.dag_versions import DagVersionCache
 from ledgerflow.common.events import (
     Envelope,
     MalformedMessage,
     RunTaskAttempt,
+    SetTaskInstanceState,
     decode,
     deterministic_id,
     encode,
     make_envelope,
 )
+from ledgerflow.common.kafka_io import EventProducer
+from ledgerflow.common.settings import Settings
 
 from .conftest import _create_db, _drop_db, _infra
 from .system import SERVICES, System
@@ -448,3 +455,71 @@ def test_f_scheduler_sigkilled_during_a_wide_run_finishes_and_runs_nothing_twice
     assert len(done) == 50
     assert collections.Counter((t, n) for _, t, _, n in done).most_common(1)[0][1] == 1
     assert done == started_attempts(events)
+
+
+# --------------------------------------------------------------------------- (g)
+async def write_decided_facts(system: System, dag_id: str, data: Any) -> int:
+    """Decide command ``data`` with the core on the run log as it stands, and write what
+    a scheduler writes before its cancels: the facts (and the command, not committed).
+    Returns how many cancels the decision holds (which nobody sends)."""
+    settings = Settings(
+        kafka_bootstrap=system.kafka_bootstrap,
+        topic_prefix=system.prefix,
+        partitions=3,
+        work_partitions=3,
+    )
+    now = datetime.now(UTC)
+    async with DagVersionCache(settings) as catalog:
+        await catalog.wait_caught_up()
+        state = empty(dag_id)
+        for env in await read_all(system, f"{system.prefix}.runs"):
+            if env.aggregate_key == dag_id:
+                state = evolve(state, env)
+        command = make_envelope(
+            data,
+            id=deterministic_id("tests/e2e command", uuid.uuid4().hex),
+            source="ledgerflow/api",
+            time=now,
+            aggregate_key=dag_id,
+        )
+        decision = decide(
+            state, command, now=now, catalog=catalog, zombie_timeout=timedelta(hours=1)
+        )
+    async with EventProducer(settings, source=SCHEDULER_SOURCE) as producer:
+        await producer.send(settings.topics.commands, command)
+        for env in decision.events:
+            await producer.send(settings.topics.runs, env)
+    return len(decision.control)
+
+
+def test_g_a_cancel_decided_before_a_scheduler_crash_is_sent_after_recovery(system, ledger):
+    run_id = trigger(system, "fault_mark")
+    executor_running(system, "fault_mark", run_id, "hang")
+    system.kill("scheduler", signal.SIGKILL)
+    try:
+        mark = SetTaskInstanceState(
+            dag_id="fault_mark", run_id=run_id, task_id="hang", new_state="success"
+        )
+        assert asyncio.run(write_decided_facts(system, "fault_mark", mark)) == 1
+    finally:
+        system.start("scheduler")
+    t0 = time.monotonic()
+    run = system.wait_run("fault_mark", run_id, timeout=60)
+    assert run["state"] == "success", system.logs()
+
+    def hang_ended() -> list[Envelope]:
+        return [
+            e
+            for e in run_log(system, run_id)
+            if e.data.type == "TaskAttemptSucceeded" and e.data.task_id == "hang"
+        ]
+
+    # Killed by the re-sent cancel and reported as marked, not slept out (120 s).
+    wait_for("the marked attempt's end", hang_ended, system, timeout=60)
+    assert time.monotonic() - t0 < 60
+    events = run_log(system, run_id)
+    starts = [
+        (e.data.task_id, e.data.try_number) for e in events if e.data.type == "TaskAttemptStarted"
+    ]
+    assert starts.count(("hang", 1)) == 1 and ("hang", 2) not in starts
+    assert executions(ledger, run_id) == started_attempts(events)

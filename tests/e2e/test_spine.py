@@ -4,8 +4,10 @@ state is visible through the API from the projection. Every service is its own p
 from __future__ import annotations
 
 import collections
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from .system import System
@@ -117,3 +119,36 @@ def test_scheduler_killed_mid_run_recovers_and_runs_nothing_twice(system: System
     assert tries == {"a": 1, "b": 1, "c": 2, "d": 1}
     executions = collections.Counter((tmp_path / "executions.log").read_text().split())
     assert dict(executions) == tries, f"executions {dict(executions)} vs tries {tries}"
+
+
+def _alive(system: System) -> dict[str, list[dict]]:
+    r = httpx.get(f"{system.api_url}/health", timeout=10)
+    body = r.json()
+    return {k: body.get(k, []) for k in ("schedulers", "executors", "projectors")}
+
+
+def _wait_alive(system: System, want: dict[str, int], timeout: float = 60, check=None) -> dict:
+    """Poll /health until it lists ``want`` instances per service (and ``check`` holds)."""
+    deadline = time.monotonic() + timeout
+    seen: dict = {}
+    while time.monotonic() < deadline:
+        seen = _alive(system)
+        if all(len(seen[k]) == n for k, n in want.items()) and (check is None or check(seen)):
+            return seen
+        time.sleep(0.5)
+    raise AssertionError(f"wanted {want} instances alive, /health says {seen}\n{system.logs()}")
+
+
+def test_health_lists_the_instances_alive_and_drops_a_killed_one(system: System):
+    # A scheduler's first beat may precede its partition assignment: wait for a later one.
+    seen = _wait_alive(
+        system,
+        {"schedulers": 1, "executors": 1, "projectors": 1},
+        check=lambda s: s["schedulers"][0]["details"]["partitions"] == [0, 1, 2],
+    )
+    assert seen["executors"][0]["details"]["queue"] == "default"
+    assert seen["executors"][0]["details"]["slots"] == 4
+    system.start("executor-b", args=["executor", "--queue", "default", "--slots", "2"])
+    _wait_alive(system, {"executors": 2})
+    system.kill("executor-b")  # SIGKILL: it stops beating without a word
+    _wait_alive(system, {"executors": 1, "schedulers": 1})

@@ -35,12 +35,28 @@ STREAMS = {"/api/v2/events/stream"}
 REQUIRED_ROLE: dict[tuple[str, str], str | None] = {
     ("POST", "/auth/token"): PUBLIC,
     ("GET", "/health"): PUBLIC,
+    # backfills (issue 6): user writes (the dry run too, as Airflow's POST access)
+    ("GET", "/api/v2/backfills"): "viewer",
+    ("POST", "/api/v2/backfills"): "user",
+    ("POST", "/api/v2/backfills/dry_run"): "user",
+    ("GET", "/api/v2/backfills/{backfill_id}"): "viewer",
+    ("PUT", "/api/v2/backfills/{backfill_id}/pause"): "user",
+    ("PUT", "/api/v2/backfills/{backfill_id}/unpause"): "user",
+    ("PUT", "/api/v2/backfills/{backfill_id}/cancel"): "user",
     # pools: op writes
     ("GET", "/api/v2/pools"): "viewer",
     ("POST", "/api/v2/pools"): "op",
     ("GET", "/api/v2/pools/{pool_name}"): "viewer",
     ("PATCH", "/api/v2/pools/{pool_name}"): "op",
     ("DELETE", "/api/v2/pools/{pool_name}"): "op",
+    # assets (ADR 0013): viewers read, users write
+    ("GET", "/api/v2/assets"): "viewer",
+    ("GET", "/api/v2/assets/events"): "viewer",
+    ("POST", "/api/v2/assets/events"): "user",
+    ("GET", "/api/v2/assets/aliases"): "viewer",
+    ("GET", "/api/v2/assets/aliases/{asset_alias_id}"): "viewer",
+    ("GET", "/api/v2/assets/{asset_id}"): "viewer",
+    ("POST", "/api/v2/assets/{asset_id}/materialize"): "user",
     # history and the live event stream
     ("GET", "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/events"): "viewer",
     ("GET", "/api/v2/events/stream"): "viewer",

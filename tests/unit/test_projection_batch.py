@@ -79,3 +79,11 @@ def test_positions_and_stream_tokens_round_trip() -> None:
     assert decode_token(topics, token) == positions
     with pytest.raises(ValueError):
         decode_token(topics, "work.0=1")
+
+
+def test_every_event_topic_has_a_stream_token_name() -> None:
+    """The stream's resume token names each topic the projector (and the stream) reads:
+    a new event topic without a short name broke every stream on its first event."""
+    topics = Topics("p")
+    positions = {TopicPartition(t, 0): 1 for t in topics.event_topics}
+    assert decode_token(topics, encode_token(topics, positions)) == positions

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import httpx
 from ledgerflow.cli import (
+    backfill_commands,
     cli_config,
     config_commands,
     dags_test,
@@ -211,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_commands.register(commands, _help_of)
     users_commands.register(commands, _help_of)  # users, API keys
     pools_commands.register(commands, _help_of)
+    backfill_commands.register(commands, dags_cmds, _help_of)
 
     parser.set_defaults(handler=_help_of(parser))
     return parser

@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import asyncpg
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from ledgerflow.api import db
 from ledgerflow.api.access import AccessControl
 from ledgerflow.api.auth import Authenticator
@@ -29,7 +29,9 @@ from ledgerflow.api.positions import (
 )
 from ledgerflow.api.problems import add_problem_handlers, problem
 from ledgerflow.api.routes import (
+    assets,
     auth,
+    backfills,
     connections,
     dag_admin,
     dag_files,
@@ -54,6 +56,7 @@ from ledgerflow.api.routes import (
     xcom,
 )
 from ledgerflow.common.kafka_io import ensure_topics
+from ledgerflow.common.metrics import PROMETHEUS_CONTENT_TYPE, metrics_response
 from ledgerflow.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -114,6 +117,8 @@ def create_app(settings: Settings) -> FastAPI:
     api.include_router(task_instances.router)
     api.include_router(task_instances.dag_router)  # clearTaskInstances
     api.include_router(pools.router)
+    api.include_router(assets.router)  # /assets (ADR 0013)
+    api.include_router(backfills.router)
     api.include_router(tasks.router)
     api.include_router(variables.router)
     api.include_router(connections.router)
@@ -126,10 +131,20 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api)
     app.include_router(auth.router)
     app.include_router(health.router)
+    _add_metrics_route(app)
     add_problem_handlers(app)  # every error as {detail, status, title, type}
     _add_error_handlers(app)
     app.add_middleware(EventPositionMiddleware)  # Ledgerflow-Event-Position on writes
     return app
+
+
+def _add_metrics_route(app: FastAPI) -> None:
+    """``GET /metrics``: this process's metrics for Prometheus, like ``/health`` public
+    and outside the OpenAPI document (it is not part of Airflow's API)."""
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(await metrics_response(), media_type=PROMETHEUS_CONTENT_TYPE)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -184,7 +184,7 @@ async def task_instance_tries(
 
 
 # --------------------------------------------------------------------------- runs
-RUN_AFTER = "COALESCE(r.logical_date, r.queued_at)"
+RUN_AFTER = "COALESCE(r.run_after, r.logical_date, r.queued_at)"
 RUN_COLUMNS_FOR_BOUNDS = {
     "logical_date": "r.logical_date",
     "start_date": "r.start_date",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import asyncpg
@@ -12,12 +13,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from ledgerflow.api import queries
 from ledgerflow.api.schemas import HealthResponse
 from ledgerflow.api.topology import partitions_of
+from ledgerflow.common import liveness
 from ledgerflow.common.kafka_io import consumer_config, kafka_client_kwargs
 from ledgerflow.common.settings import Settings
 
 log = logging.getLogger(__name__)
 
 KAFKA_TIMEOUT_S = 5.0
+ALIVE_CACHE_S = 1.0
 
 
 class HealthProbe:
@@ -32,6 +35,7 @@ class HealthProbe:
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()
+        self._alive: tuple[float, dict[str, list[dict[str, Any]]]] | None = None
 
     async def stop(self) -> None:
         admin, self._admin = self._admin, None
@@ -107,9 +111,28 @@ class HealthProbe:
                 reasons.append(
                     f"the projection is {total} events behind the log (allowed: {limit})"
                 )
+        members: dict[str, list[dict[str, Any]]] = {}
+        if kafka["status"] == "healthy":
+            members = await self.alive()
         return HealthResponse(
             status="unhealthy" if reasons else "healthy",
             reasons=reasons,
             kafka=kafka,
             projection=projection,
+            schedulers=members.get("scheduler", []),
+            executors=members.get("executor", []),
+            projectors=members.get("projector", []),
         )
+
+    async def alive(self) -> dict[str, list[dict[str, Any]]]:
+        """Who sent a heartbeat recently (cached for a second: probes may poll often)."""
+        now = time.monotonic()
+        if self._alive is not None and now - self._alive[0] < ALIVE_CACHE_S:
+            return self._alive[1]
+        try:
+            members = await liveness.alive(self._settings, timeout_s=KAFKA_TIMEOUT_S)
+        except Exception as exc:  # informational only: never fail the health check
+            log.warning("health: could not read the heartbeats topic: %r", exc)
+            return {}
+        self._alive = (now, members)
+        return members

@@ -83,6 +83,9 @@ async def apply_event(
     traceparent: str | None,
 ) -> bool:
     """Project one envelope. Returns False when the event id was already projected."""
+    if isinstance(envelope.data, UNSTORED):  # applied, never stored (idempotent)
+        await _HANDLERS[type(envelope.data)](conn, envelope)
+        return True
     data = envelope.model_dump(mode="json", by_alias=True)["data"]
     inserted = await conn.fetchval(
         _INSERT_EVENT,
@@ -222,14 +225,16 @@ async def _dag_pause_changed(conn: asyncpg.Connection, env: ev.Envelope) -> None
 
 _UPSERT_RUN_QUEUED = """
 INSERT INTO dag_runs AS r (dag_id, run_id, state, run_type, conf, logical_date, queued_at,
-                           version_id, triggered_by, note, updated_at)
-VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10)
+                           version_id, triggered_by, note, updated_at,
+                           data_interval_start, data_interval_end, run_after)
+VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (dag_id, run_id) DO UPDATE SET
     state = 'queued', run_type = EXCLUDED.run_type, conf = EXCLUDED.conf,
     logical_date = EXCLUDED.logical_date, queued_at = EXCLUDED.queued_at,
     version_id = EXCLUDED.version_id, triggered_by = EXCLUDED.triggered_by,
     note = EXCLUDED.note, start_date = NULL, end_date = NULL, failure_reason = NULL,
-    updated_at = EXCLUDED.updated_at
+    updated_at = EXCLUDED.updated_at, data_interval_start = EXCLUDED.data_interval_start,
+    data_interval_end = EXCLUDED.data_interval_end, run_after = EXCLUDED.run_after
 """
 
 
@@ -249,6 +254,9 @@ def _plan_dag_run_queued(env: ev.Envelope) -> list[Statement]:
                 p.triggered_by,
                 p.note,
                 env.time,
+                p.data_interval_start,
+                p.data_interval_end,
+                p.run_after,
             ),
         ),
         (_ENSURE_TIS_FOR_RUN, (p.dag_id, p.run_id)),
@@ -655,6 +663,27 @@ def _log_chunk_key(env: ev.Envelope) -> tuple[Any, ...]:
 _log_chunk = PlannedHandler(_plan_log_chunk, _log_chunk_key)
 
 
+# Heartbeats (ADR 0010) move the attempt's last heartbeat forward (only those of the
+# executor that started it count, up to the attempt's end) and are not stored in
+# ``events`` (:data:`UNSTORED`): the update is idempotent, so a repeated heartbeat
+# needs no event id to be dropped.
+_ATTEMPT_HEARTBEAT = """
+UPDATE task_attempts SET last_heartbeat_at = GREATEST(last_heartbeat_at, $7)
+WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4 AND try_number = $5
+  AND executor_id = $6 AND (end_date IS NULL OR end_date >= $7)
+"""
+
+
+def _plan_attempt_heartbeat(env: ev.Envelope) -> list[Statement]:
+    p: ev.TaskAttemptHeartbeat = env.data
+    args = (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number, p.executor_id, p.at)
+    return [(_ATTEMPT_HEARTBEAT, args)]
+
+
+_attempt_heartbeat = PlannedHandler(_plan_attempt_heartbeat, _ti_row_key)
+UNSTORED: tuple[type[Any], ...] = (ev.TaskAttemptHeartbeat,)
+
+
 # Commands (TriggerDagRun, SetDagPaused), TriggerRejected and work items are kept in
 # ``events`` only: the facts the scheduler derives from them change the read tables.
 _HANDLERS: dict[type[Any], Handler] = {
@@ -677,6 +706,7 @@ _HANDLERS: dict[type[Any], Handler] = {
     ev.TaskAttemptRescheduled: _attempt_rescheduled,
     ev.TaskInstanceMapExpanded: _ti_map_expanded,
     ev.TaskLogChunk: _log_chunk,
+    ev.TaskAttemptHeartbeat: _attempt_heartbeat,
 }
 
 # Variables and connections (config topic): handlers in their own module.
@@ -702,3 +732,25 @@ _HANDLERS.update(POOL_HANDLERS)
 from ledgerflow.api.projection_dag_lifecycle import LIFECYCLE_HANDLERS  # noqa: E402
 
 _HANDLERS.update(LIFECYCLE_HANDLERS)
+
+# Backfills (issue 6): handlers in their own module.
+from ledgerflow.api.projection_backfills import BACKFILL_HANDLERS  # noqa: E402
+
+_HANDLERS.update(BACKFILL_HANDLERS)
+
+# Assets (issue 6, ADR 0013): asset events, DAG asset references, created runs.
+from ledgerflow.api.projection_assets import (  # noqa: E402
+    ASSET_HANDLERS,
+    created_runs_plan,
+    with_asset_refs,
+    without_asset_refs,
+)
+
+_HANDLERS.update(ASSET_HANDLERS)
+_HANDLERS[ev.DagVersionPublished] = with_asset_refs(_HANDLERS[ev.DagVersionPublished])
+_HANDLERS[ev.DagDeleted] = without_asset_refs(_HANDLERS[ev.DagDeleted])
+_queued = _HANDLERS[ev.DagRunQueued]
+assert isinstance(_queued, PlannedHandler)
+_HANDLERS[ev.DagRunQueued] = PlannedHandler(
+    lambda env, plan=_queued.plan: [*plan(env), *created_runs_plan(env)], _queued.key
+)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from ledgerflow.api.projection import PlannedHandler, Statement, handler_for
+from ledgerflow.api.projection import UNSTORED, PlannedHandler, Statement, handler_for
 from ledgerflow.common import events as ev
 
 
@@ -66,13 +66,16 @@ def _data_json(envelope: ev.Envelope) -> str:
 
 async def store_raw(conn: asyncpg.Connection, items: Sequence[Delivered]) -> list[bool]:
     """Insert the raw envelopes; True for each item whose event id is new (the first
-    copy of an id repeated within ``items`` is the one stored)."""
+    copy of an id repeated within ``items`` is the one stored). Events of the
+    :data:`~ledgerflow.api.projection.UNSTORED` kinds (heartbeats) are not stored and
+    always count as new: their handlers are idempotent."""
     first: dict[str, int] = {}
     for i, item in enumerate(items):
-        first.setdefault(item.envelope.id, i)
+        if not isinstance(item.envelope.data, UNSTORED):
+            first.setdefault(item.envelope.id, i)
     rows = [items[i] for i in first.values()]
     if not rows:
-        return []
+        return [isinstance(item.envelope.data, UNSTORED) for item in items]
     columns: list[list[Any]] = [[] for _ in range(14)]
     for item in rows:
         e = item.envelope
@@ -99,7 +102,8 @@ async def store_raw(conn: asyncpg.Connection, items: Sequence[Delivered]) -> lis
             col.append(value)
     inserted = {r[0] for r in await conn.fetch(_INSERT_EVENTS, *columns)}
     return [
-        first[item.envelope.id] == i and item.envelope.id in inserted
+        isinstance(item.envelope.data, UNSTORED)
+        or (first[item.envelope.id] == i and item.envelope.id in inserted)
         for i, item in enumerate(items)
     ]
 

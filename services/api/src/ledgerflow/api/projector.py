@@ -26,7 +26,9 @@ cannot stall the projection.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +52,8 @@ from ledgerflow.common.kafka_io import (
     kafka_client_kwargs,
     traceparent_of,
 )
+from ledgerflow.common.liveness import instance_id, start_beating
+from ledgerflow.common.metrics import ProjectorLag, projected
 from ledgerflow.common.settings import Settings
 from pydantic import TypeAdapter, ValidationError
 
@@ -326,6 +330,7 @@ class Projector:
                 last_time,
             )
         self._stored.update(new_stored)
+        projected(last_time)  # for the projector's seconds-behind gauge
         return result
 
     async def _project(
@@ -426,10 +431,29 @@ class Projector:
 _ENVELOPE_JSON = TypeAdapter(Envelope)
 
 
+# A JSON ``\u0000`` escape (preceded by an even number of backslashes, so not an escaped
+# backslash followed by "u0000").
+_NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def without_nul(value: bytes) -> bytes:
+    """``value`` (JSON) with every NUL character in its strings replaced by U+FFFD.
+
+    Postgres ``text`` and ``jsonb`` cannot hold NUL, so an event carrying one (a task's
+    output line, an XCom string, an error message) would be refused, and with it the
+    batch. The run log keeps the event as it was; the projection shows U+FFFD."""
+    if b"\\u0000" not in value:
+        return value
+    return _NUL_ESCAPE.sub(rb"\1\\ufffd", value)
+
+
 def _decode(record: Any) -> Envelope:
     """``decode_record``, faster: pydantic parses the JSON itself (half the time of
     ``json.loads`` plus validation). Anything that is not a valid envelope of the current
-    schema version goes through ``decode_record``, which upcasts or says what is wrong."""
+    schema version goes through ``decode_record``, which upcasts or says what is wrong.
+    NUL characters become U+FFFD here, at the projection's boundary (:func:`without_nul`)."""
+    if record.value is not None and b"\\u0000" in record.value:
+        record = dataclasses.replace(record, value=without_nul(record.value))
     if record.value is not None:
         try:
             envelope = _ENVELOPE_JSON.validate_json(record.value)
@@ -474,4 +498,22 @@ async def run(settings: Settings, *, rebuild: bool = False) -> None:
     if rebuild:
         await rebuild_projection(settings)
     async with Projector(settings) as projector:
-        await projector.run()
+        assert projector._producer is not None
+        beating = start_beating(
+            settings,
+            projector._producer,
+            service="projector",
+            instance=instance_id("projector"),
+            details=lambda: {"schema": projector.schema},
+        )
+        lag = ProjectorLag(  # events behind: end offsets - the offsets stored in Postgres
+            projector._require_consumer(),
+            CONSUMER_NAME,
+            consumed=lambda tp: projector._stored.get(tp, 0),
+            partitions=lambda: projector.partitions,
+        ).start()
+        try:
+            await projector.run()
+        finally:
+            beating.cancel()
+            await lag.stop()

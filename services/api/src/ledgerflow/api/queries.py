@@ -8,23 +8,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from ledgerflow.api import schemas
+from ledgerflow.api import next_dagrun, schemas
 from ledgerflow.common.dagmodel import SerializedDag
 
 _TI_ID_NAMESPACE = uuid.UUID("0b7c7e0e-6a43-4f7b-9a7e-3f1b2d4c5e6f")
 
 # ----------------------------------------------------------------------------- DAGs
 
-_DAG_COLUMNS = """
+_DAG_COLUMNS = (
+    """
 d.dag_id, d.is_paused, d.latest_version_id, d.description, d.fileloc, d.filename,
 d.schedule, d.tags, d.owners, d.max_active_runs, d.max_active_tasks, d.last_parsed_time,
-v.version_number AS latest_version_number
+v.version_number AS latest_version_number,
 """
+    + next_dagrun.SCHEDULE_COLUMNS
+)
 _DAG_FROM = "dags d LEFT JOIN dag_versions v ON v.version_id = d.latest_version_id"
+# With the DAG's last scheduled run, for the next_dagrun_* fields.
+_DAG_FROM_WITH_LAST = _DAG_FROM + next_dagrun.LAST_SCHEDULED_RUN
 
 DAG_ORDERINGS = {
     "dag_id": "d.dag_id",
@@ -43,7 +48,7 @@ def _dag(row: asyncpg.Record) -> schemas.DagResponse:
         fileloc=row["fileloc"],
         relative_fileloc=row["filename"],
         description=row["description"],
-        timetable_summary=row["schedule"],
+        **next_dagrun.schedule_fields(row, now=datetime.now(UTC)),
         tags=[schemas.DagTag(name=t, dag_id=row["dag_id"]) for t in row["tags"]],
         owners=list(row["owners"]),
         max_active_runs=row["max_active_runs"],
@@ -78,7 +83,7 @@ async def list_dags(
     clause = " AND ".join(where)
     total = await conn.fetchval(f"SELECT count(*) FROM {_DAG_FROM} WHERE {clause}", *args)
     rows = await conn.fetch(
-        f"SELECT {_DAG_COLUMNS} FROM {_DAG_FROM} WHERE {clause}"
+        f"SELECT {_DAG_COLUMNS} FROM {_DAG_FROM_WITH_LAST} WHERE {clause}"
         f" ORDER BY {DAG_ORDERINGS[order_by]} LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
         *args,
         limit,
@@ -89,7 +94,7 @@ async def list_dags(
 
 async def get_dag(conn: asyncpg.Connection, dag_id: str) -> schemas.DagResponse | None:
     row = await conn.fetchrow(
-        f"SELECT {_DAG_COLUMNS} FROM {_DAG_FROM}"
+        f"SELECT {_DAG_COLUMNS} FROM {_DAG_FROM_WITH_LAST}"
         " WHERE d.dag_id = $1 AND d.latest_version_id IS NOT NULL",
         dag_id,
     )
@@ -100,7 +105,8 @@ async def get_dag(conn: asyncpg.Connection, dag_id: str) -> schemas.DagResponse 
 
 _RUN_COLUMNS = """
 r.dag_id, r.run_id, r.state, r.run_type, r.conf, r.logical_date, r.queued_at, r.start_date,
-r.end_date, r.version_id, r.triggered_by, r.note, v.version_number
+r.end_date, r.version_id, r.triggered_by, r.note, v.version_number,
+r.data_interval_start, r.data_interval_end, r.run_after
 """
 _RUN_FROM = "dag_runs r LEFT JOIN dag_versions v ON v.version_id = r.version_id"
 
@@ -130,7 +136,9 @@ def _run(row: asyncpg.Record) -> schemas.DagRunResponse:
         queued_at=row["queued_at"],
         start_date=row["start_date"],
         end_date=row["end_date"],
-        run_after=row["logical_date"] or row["queued_at"],
+        run_after=row["run_after"] or row["logical_date"] or row["queued_at"],
+        data_interval_start=row["data_interval_start"],
+        data_interval_end=row["data_interval_end"],
         triggered_by=row["triggered_by"],
         note=row["note"],
         dag_version_id=version,
@@ -204,7 +212,8 @@ async def dag_run_exists(conn: asyncpg.Connection, dag_id: str, run_id: str) -> 
 # ----------------------------------------------------------------------------- task instances
 
 _TI_SELECT = """
-SELECT ti.*, r.logical_date, r.version_id, COALESCE(r.logical_date, r.queued_at) AS run_after
+SELECT ti.*, r.logical_date, r.version_id,
+       COALESCE(r.run_after, r.logical_date, r.queued_at) AS run_after
 FROM task_instances ti
 JOIN dag_runs r ON r.dag_id = ti.dag_id AND r.run_id = ti.run_id
 """

@@ -97,6 +97,13 @@ class DagResponse(BaseModel):
     relative_fileloc: str | None
     description: str | None
     timetable_summary: str | None
+    # Issue 6: the schedule in words and the next scheduled run (None when paused or
+    # not time-scheduled), as Airflow's DAGResponse.
+    timetable_description: str | None = None
+    next_dagrun_logical_date: Timestamp | None = None
+    next_dagrun_data_interval_start: Timestamp | None = None
+    next_dagrun_data_interval_end: Timestamp | None = None
+    next_dagrun_run_after: Timestamp | None = None
     tags: list[DagTag]
     owners: list[str]
     max_active_runs: int | None
@@ -316,6 +323,11 @@ class HealthResponse(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     kafka: dict[str, Any] = Field(default_factory=dict)
     projection: dict[str, Any] = Field(default_factory=dict)
+    # Instances heard from in the last few heartbeat intervals (``ServiceHeartbeat``);
+    # shown by the UI's health indicator. Informational: they do not change ``status``.
+    schedulers: list[dict[str, Any]] = Field(default_factory=list)
+    executors: list[dict[str, Any]] = Field(default_factory=list)
+    projectors: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class ErrorResponse(BaseModel):

@@ -28,6 +28,7 @@ async def serve(settings: Settings) -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_level="info",
+        log_config=None,  # the CLI configured logging (JSON lines or text)
         access_log=False,
         lifespan="on",
     )

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
+from ledgerflow.common import metrics, telemetry
 from ledgerflow.common.dag_versions import DagVersionCache
 from ledgerflow.common.events import (
     DagVersionPublished,
@@ -227,7 +228,7 @@ def runner_payload(
         "map_index": item.map_index,
         "map_length": item.map_length,
         "try_number": item.try_number,
-        "max_tries": retries + 1,
+        "max_tries": item.max_tries if item.max_tries is not None else retries + 1,
         "conf": item.conf,
         "logical_date": _iso(item.logical_date),
         "data_interval_start": _iso(item.data_interval_start),
@@ -238,6 +239,9 @@ def runner_payload(
         "variables": {},
         "connections": {},
         "xcom_max_bytes": xcom_max_bytes,
+        # Assets (ADR 0013): the run's triggering events, the inlets' latest events.
+        "triggering_asset_events": [dict(e) for e in item.triggering_asset_events],
+        "inlet_events": {k: [dict(e) for e in v] for k, v in item.inlet_events.items()},
     }
 
 
@@ -301,6 +305,7 @@ def final_report(
             follow_task_ids=outcome.follow_task_ids,
             short_circuit=outcome.short_circuit,
             rendered_fields=rendered,
+            asset_events=outcome.asset_events,
         )
     if outcome.status == "skipped":
         return TaskAttemptSkipped(**ref, reason=outcome.reason, rendered_fields=rendered)
@@ -358,6 +363,8 @@ async def run_attempt(
                 rendered_fields=masker.mask_deep(dict(outcome.rendered_fields)),
             )
         data = final_report(outcome, item, end_date=end_date, executor_id=ctx.executor_id)
+        if isinstance(data, TaskAttemptFailed):
+            telemetry.set_error(data.error)  # the executor's span, when tracing is on
         envelope = _envelope(
             ctx,
             data,
@@ -376,6 +383,7 @@ async def run_attempt(
             )
         else:
             await send_until_acked(ctx.producer, ctx.runs_topic, envelope, traceparent)
+        metrics.attempt_finished(data.type, item.dag_id, item.queue)
         return AttemptEnd.REPORTED
 
     # 1. The DAG version (its source code). Usually cached; otherwise wait for it.
@@ -430,12 +438,21 @@ async def run_attempt(
     # A short-lived read-only API token for this attempt (ExternalTaskSensor).
     if ctx.task_api is not None:
         request.update(ctx.task_api.request_fields(item))
+    # The task process's span nests under the executor's (tracing on: see sdk.tracing).
+    if (traceparent_now := telemetry.current_traceparent()) is not None:
+        request["traceparent"] = traceparent_now
+    # The child gets its request (and so runs the task) only once its start is
+    # acknowledged: a task never runs without its attempt in the run log, even when this
+    # executor is SIGKILLed between the fork and the ack (its work item is redelivered
+    # and would otherwise run a second time under the same try number).
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     process = TaskProcess(
         request,
         on_line=logs.write,
         argv=ctx.runner_argv,
         fork_server=ctx.fork_server,
         memory_limit_bytes=ctx.memory_limit_bytes,
+        gate=gate,
     )
     start_date = ctx.clock()
     try:
@@ -471,9 +488,11 @@ async def run_attempt(
 
     async def send_started() -> None:
         await send_until_acked(ctx.producer, ctx.runs_topic, started_env, traceparent)
+        metrics.attempt_started(item.dag_id, item.queue)
         # From here on the run log knows the attempt: if this executor dies, the zombie
         # detector retries it, so the work item may be committed (never run twice).
         handle.mark_started()
+        gate.set_result(None)
 
     started_sent = asyncio.ensure_future(send_started())
     logs.write(
@@ -526,3 +545,4 @@ async def report_executor_error(
         time=end_date,
     )
     await send_until_acked(ctx.producer, ctx.runs_topic, envelope, traceparent)
+    metrics.attempt_finished("TaskAttemptFailed", item.dag_id, item.queue)

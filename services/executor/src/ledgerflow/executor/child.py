@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from ledgerflow.common.events import AssetEventReport
 from ledgerflow.executor.forkserver import ForkedProcess, ForkServer, ForkServerError
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ class Outcome:
     rendered_fields: Mapping[str, Any] = field(default_factory=dict)
     reschedule_date: datetime | None = None
     reason: str | None = None
+    # ``success``: the asset events of the task's outlets (ADR 0013).
+    asset_events: tuple[AssetEventReport, ...] = ()
 
 
 def _signal_name(signum: int) -> str:
@@ -136,6 +139,9 @@ def _parse_outcome(doc: Mapping[str, Any]) -> Outcome | None:
         short = doc.get("short_circuit")
         if short not in (None, "direct", "all"):
             raise ValueError(f"short_circuit must be null, 'direct' or 'all', got {short!r}")
+        raw_assets = doc.get("asset_events") or []
+        if not isinstance(raw_assets, list):
+            raise TypeError("asset_events must be a list")
         return Outcome(
             "success",
             return_value=doc.get("return_value"),
@@ -143,6 +149,7 @@ def _parse_outcome(doc: Mapping[str, Any]) -> Outcome | None:
             follow_task_ids=follow,
             short_circuit=short,
             rendered_fields=rendered,
+            asset_events=tuple(AssetEventReport.model_validate(a) for a in raw_assets),
         )
     if status == "failed":
         return Outcome(
@@ -215,8 +222,11 @@ class TaskProcess:
         env: Mapping[str, str] | None = None,
         fork_server: ForkServer | None = None,
         memory_limit_bytes: int | None = None,
+        gate: asyncio.Future[None] | None = None,
     ) -> None:
         self._payload = json.dumps(payload).encode()
+        # The request is written to the child only once ``gate`` is done (None: at once).
+        self._gate = gate
         self._on_line = on_line
         self._argv = list(argv)
         self._env = dict(env) if env is not None else child_environment(os.environ)
@@ -320,6 +330,8 @@ class TaskProcess:
     async def _feed_stdin(self) -> None:
         stdin = self._stdin
         assert stdin is not None
+        if self._gate is not None:
+            await self._gate
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             stdin.write(self._payload)
             await stdin.drain()
@@ -404,6 +416,8 @@ class TaskProcess:
             elif abort_task in done and not exit_task.done():
                 await proc.wait()
             returncode = await exit_task
+            if self._gate is not None and not self._gate.done() and self._pumps:
+                self._pumps[-1].cancel()  # the request was never written: nothing to wait for
             # Anything the task left behind in its group goes with it, so the pipes close.
             self._signal_group(signal.SIGKILL)
             _, late = await asyncio.wait([*self._pumps, outcome_task], timeout=DRAIN_GRACE_S)

@@ -22,7 +22,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from ledgerflow.common import events as ev
-from ledgerflow.common.kafka_io import consumer_config, decode_record, kafka_client_kwargs
+from ledgerflow.common.kafka_io import (
+    background_consumer_config,
+    decode_record,
+    kafka_client_kwargs,
+)
 from ledgerflow.common.secrets import Cipher, FernetKeyError, Masker, is_sensitive, redact
 from ledgerflow.common.settings import Settings
 
@@ -216,7 +220,7 @@ class ConfigCache:
         if self._consumer is not None:
             return
         topic = self._settings.topics.config
-        config: dict[str, Any] = {**consumer_config(self._settings), "group_id": None}
+        config: dict[str, Any] = {**background_consumer_config(self._settings), "group_id": None}
         config["enable_auto_commit"] = False
         partitions = await topic_partitions(self._settings, topic)
         consumer = AIOKafkaConsumer(**config)

@@ -28,7 +28,7 @@ from ledgerflow.common.events import (
     deterministic_id,
     make_envelope,
 )
-from ledgerflow.common.kafka_io import consumer_config, decode_record
+from ledgerflow.common.kafka_io import background_consumer_config, decode_record
 from ledgerflow.common.settings import Settings
 from ledgerflow.executor.recent import AttemptId
 
@@ -153,7 +153,9 @@ class ControlListener:
     async def start(self) -> None:
         if self._consumer is not None:
             return
-        consumer = AIOKafkaConsumer(**{**consumer_config(self._settings), "group_id": None})
+        consumer = AIOKafkaConsumer(
+            **{**background_consumer_config(self._settings), "group_id": None}
+        )
         await consumer.start()
         tp = TopicPartition(self._settings.topics.control, 0)
         consumer.assign([tp])

@@ -282,7 +282,9 @@ def _warm_up() -> None:
 def serve(path: str, preload: Sequence[str] = DEFAULT_PRELOAD) -> None:
     """Import ``preload``, warm the runner up, listen on the Unix socket ``path`` and
     fork attempts until stdin is closed."""
-    for name in preload:
+    from ledgerflow.common.telemetry import tracing_modules  # OTel SDK, when tracing
+
+    for name in (*preload, *tracing_modules()):
         try:
             importlib.import_module(name)
         except Exception as e:  # a bad preload must not stop the executor

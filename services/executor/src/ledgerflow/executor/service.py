@@ -21,7 +21,7 @@ import os
 import socket
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,8 @@ from ledgerflow.common.kafka_io import (
     ensure_topics,
     traceparent_of,
 )
+from ledgerflow.common.liveness import start_beating
+from ledgerflow.common.metrics import ConsumerLag, watch_slots
 from ledgerflow.common.settings import Settings
 from ledgerflow.executor.attempt import (
     SOURCE,
@@ -61,12 +63,14 @@ from ledgerflow.executor.logstream import DEFAULT_CAP_BYTES
 from ledgerflow.executor.offsets import OffsetTracker
 from ledgerflow.executor.recent import AttemptId, RecentAttempts
 from ledgerflow.executor.task_api import TaskApiAccess
+from ledgerflow.executor.tracing import traced_attempt
 
 log = logging.getLogger(__name__)
 
 Position = tuple[TopicPartition, int]
 
 REPORT_GRACE_S = 15.0  # after killing attempts at shutdown, how long their reports may take
+REVOKE_START_WAIT_S = 5.0  # on revocation, how long to wait for attempts' starts to be acked
 
 
 def group_id_for(settings: Settings, queue: str) -> str:
@@ -182,6 +186,9 @@ class Executor:
             running=lambda: [aid for aid, h in self._handles.items() if h.started],
         )
         self._control = ControlListener(settings, self._on_cancel)
+        self._liveness: asyncio.Task[None] | None = None
+        self._lag: ConsumerLag | None = None
+        self._forget_slots: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -206,6 +213,10 @@ class Executor:
         consumer.subscribe([self.settings.topics.work(self.queue)], listener=_Rebalance(self))
         await consumer.start()
         self._consumer = consumer
+        # The queue's lag (what KEDA scales on) from the commit points, and the slots.
+        self._lag = ConsumerLag(consumer, self.group_id, consumed=self._tracker.commit_point)
+        self._lag.start()
+        self._forget_slots = watch_slots(self.queue, lambda: len(self._attempts), self.slots)
         self._ctx = AttemptContext(
             producer=self._producer,
             cache=self._cache,
@@ -228,6 +239,17 @@ class Executor:
         )
         self._committer = asyncio.get_running_loop().create_task(self._commit_loop())
         self._heartbeats.start()
+        self._liveness = start_beating(
+            self.settings,
+            self._producer,
+            service="executor",
+            instance=self.executor_id,
+            details=lambda: {
+                "queue": self.queue,
+                "slots": self.slots,
+                "running": len(self._attempts),
+            },
+        )
         log.info(
             "executor %s serving queue %r with %d slots", self.executor_id, self.queue, self.slots
         )
@@ -260,6 +282,12 @@ class Executor:
                     task.cancel()
                 await asyncio.gather(*stuck, return_exceptions=True)
         await self._heartbeats.stop()
+        if self._liveness is not None:
+            self._liveness.cancel()
+        if self._lag is not None:
+            await self._lag.stop()
+        if self._forget_slots is not None:
+            self._forget_slots()
         await self._control.stop()
         log.debug("attempts settled; waiting for dead letters")
         if self._side_tasks:
@@ -346,7 +374,13 @@ class Executor:
             handle.on_started = lambda aid=aid: self._settle(self._recent.started(aid))
             self._handles[aid] = handle
             task = asyncio.get_running_loop().create_task(
-                self._attempt(aid, item, work, handle, traceparent_of(work.record))
+                traced_attempt(
+                    self._attempt(aid, item, work, handle, traceparent_of(work.record)),
+                    item,
+                    work.record,
+                    executor_id=self.executor_id,
+                    group=self.group_id,
+                )
             )
             self._attempts[task] = handle
 
@@ -465,6 +499,17 @@ class Executor:
             self._tracker.committed(dict(offsets))
 
     async def _partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # An attempt whose start is not yet acknowledged holds its work item uncommitted:
+        # the partition's next owner runs it. Its ack is usually milliseconds away, so
+        # the rebalance waits for it; one still waiting (e.g. for its DAG version) is
+        # abandoned (its task has not run: the child gets its request only once started).
+        deadline = asyncio.get_running_loop().time() + REVOKE_START_WAIT_S
+        while unstarted := [h for t, h in self._attempts.items() if not (h.started or t.done())]:
+            if asyncio.get_running_loop().time() >= deadline:
+                for handle in unstarted:
+                    handle.abort("its work partition was revoked before the attempt started")
+                break
+            await asyncio.sleep(0.005)
         await self._commit_now(revoked)
         self._tracker.forget(revoked)
         self._pending = deque(w for w in self._pending if w.position[0] not in revoked)

@@ -100,6 +100,11 @@ class PoolArbiter:
         """A request this instance just decided (its copy from the log is a repeat)."""
         self.book.apply(env)
 
+    def due_grants(self) -> list[Envelope]:
+        """The grants due now, already folded; the caller writes them (the in-process
+        path of :meth:`Scheduler._grant_local`)."""
+        return list(self.book.arbitrate(now=_now()))
+
     async def grant(self) -> list[Envelope]:
         """Write the grants due now and wait for their acks."""
         grants: list[Envelope] = list(self.book.arbitrate(now=_now()))

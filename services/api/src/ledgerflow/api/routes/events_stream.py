@@ -37,7 +37,7 @@ from ledgerflow.common.topics import Topics
 router = APIRouter(prefix="/events", tags=["Event"])
 
 HEARTBEAT_S = 15.0
-_TOPIC_NAMES = ("dags", "commands", "runs", "logs", "config")
+_TOPIC_NAMES = ("dags", "commands", "runs", "logs", "config", "assets")
 
 
 def encode_token(topics: Topics, positions: dict[TopicPartition, int]) -> str:
