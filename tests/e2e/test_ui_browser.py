@@ -208,9 +208,35 @@ def _submit_dags(page: Any, ui: System, tmp_path: Path, go_file: Path) -> None:
     page.locator('tr[data-dag-id="ui_demo"]').wait_for(timeout=30 * SECONDS)
 
 
-def _latest_run(ui: System, dag_id: str) -> str:
+SCHEDULE_DAGS = Path(__file__).parent / "dags" / "ui_schedule.py"
+
+
+def _submit_schedule_dags(ui: System) -> None:
+    """Submit ``ui_daily`` (@daily, updates the asset ``ui_ledger``) and
+    ``ui_ledger_report`` (scheduled on it) through the API, once per system."""
     with ui.client() as c:
-        runs = c.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"order_by": "-queued_at"}).json()
+        if c.get("/api/v2/dags/ui_daily").status_code == 200:
+            return
+        r = c.post(
+            "/api/v2/dagFiles",
+            json={"filename": SCHEDULE_DAGS.name, "content": SCHEDULE_DAGS.read_text()},
+        )
+        assert r.status_code == 201, r.text
+    ui.wait_dag("ui_daily")
+    ui.wait_dag("ui_ledger_report")
+
+
+def _latest_run(ui: System, dag_id: str, timeout: float = 30) -> str:
+    """The newest run of ``dag_id`` once the projection has it (a loaded machine may
+    take a moment between the trigger's toast and the run's row)."""
+    deadline = time.monotonic() + timeout
+    with ui.client() as c:
+        while True:
+            runs = c.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"order_by": "-queued_at"}).json()
+            if runs["dag_runs"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert runs["dag_runs"], f"no run of {dag_id} appeared in {timeout} s"
     return str(runs["dag_runs"][0]["dag_run_id"])
 
 
@@ -233,6 +259,13 @@ def test_submit_trigger_and_watch_the_grid_turn_green(
     assert page.locator("#user-name").inner_text() == "admin"
     assert page.locator("#user-role").text_content() == "admin"
     page.locator("#health[data-status]").wait_for()
+    # The indicator counts the schedulers and executors heard from (ServiceHeartbeat).
+    page.locator("#health-text").filter(has_text=re.compile(r"\d+ sched · \d+ exec")).wait_for()
+    page.click("#health")
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("table", name="System health").wait_for()
+    assert "Schedulers" in dialog.inner_text() and "Executors" in dialog.inner_text()
+    dialog.locator('[data-action="close"]').click()
     _wait_live(page)
     _submit_dags(page, ui, tmp_path, go_file)
 
@@ -494,6 +527,49 @@ def test_screenshots(browser: Any, ui: System, tmp_path: Path, go_file: Path) ->
     page.click('[data-action="trigger-submit"]')
     page.locator("#trigger-error").wait_for(state="visible")
     shot(page, "trigger-form")
+    page.keyboard.press("Escape")
+
+    # Schedules, backfills and assets (tests/e2e/dags/ui_schedule.py).
+    _submit_schedule_dags(ui)
+    with ui.client() as c:
+        r = c.post(
+            "/api/v2/backfills",
+            json={
+                "dag_id": "ui_daily",
+                "from_date": "2026-01-01T00:00:00Z",
+                "to_date": "2026-01-05T00:00:00Z",
+                "max_active_runs": 2,
+            },
+        )
+        assert r.status_code == 200, r.text
+        backfill = r.json()["id"]
+        asset = c.get("/api/v2/assets", params={"name_pattern": "ui_ledger"}).json()["assets"][0]
+        r = c.post(
+            "/api/v2/assets/events",
+            json={"asset_id": asset["id"], "extra": {"rows": 1204, "source": "ledger export"}},
+        )
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 120
+        while c.get(f"/api/v2/backfills/{backfill}").json()["completed_at"] is None:
+            assert time.monotonic() < deadline, f"backfill {backfill} did not complete"
+            time.sleep(0.3)
+    daily = f"{ui.ui_url}/#/dags/ui_daily"
+    page.goto(f"{daily}/grid")
+    page.wait_for_function(
+        """() => document.querySelectorAll('#grid .run-bar-mark[data-run-type="backfill"][data-state="success"]').length === 5"""
+    )
+    page.click("#backfill-button")
+    page.fill("#backfill-from", "2026-01-06T00:00")
+    page.fill("#backfill-to", "2026-01-12T00:00")
+    page.wait_for_function("() => document.querySelectorAll('#backfill-dates li').length === 7")
+    shot(page, "backfill")
+    page.keyboard.press("Escape")
+    page.goto(f"{daily}/backfills")
+    page.locator('.backfill[data-status="completed"]').wait_for()
+    shot(page, "backfills")
+    page.goto(f"{ui.ui_url}/#/assets/{asset['id']}")
+    page.locator("#asset-events-table tr", has_text="ledger export").wait_for()
+    shot(page, "assets")
     page.context.close()
 
     dark = _new_page(browser, color_scheme="dark")

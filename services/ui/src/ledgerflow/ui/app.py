@@ -16,8 +16,9 @@ from typing import Annotated
 
 import httpx
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from ledgerflow.common.metrics import PROMETHEUS_CONTENT_TYPE, metrics_response
 from ledgerflow.common.settings import Settings
 from ledgerflow.ui.proxy import forward
 
@@ -62,6 +63,29 @@ def create_app(
     async def health() -> dict[str, str]:
         """The UI process is up and serving (the API has its own /health)."""
         return {"status": "healthy", "service": "ui"}
+
+    @app.get("/health/system", include_in_schema=False)
+    async def system_health(client: ApiClientDep) -> Response:
+        """The API's ``/health`` (Kafka, projection lag, instances alive), for the
+        header's health indicator; 503 with the reason when the API cannot be reached."""
+        try:
+            upstream = await client.get("/health", timeout=10.0)
+        except httpx.HTTPError as exc:
+            return JSONResponse(
+                {"status": "unhealthy", "reasons": [f"the API is not reachable: {exc!r}"]},
+                status_code=503,
+            )
+        return Response(
+            upstream.content,
+            status_code=upstream.status_code,
+            media_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """This process's metrics for Prometheus (:mod:`ledgerflow.common.metrics`)."""
+        return Response(await metrics_response(), media_type=PROMETHEUS_CONTENT_TYPE)
 
     @app.get("/", include_in_schema=False)
     async def index() -> Response:

@@ -1,5 +1,5 @@
-// Admin pages: variables, connections (secrets never shown), pools, the audit log, and
-// assets once the API serves them. Writes are offered to the roles that may make them.
+// Admin pages: variables, connections (secrets never shown), pools and the audit log
+// (assets have their own page, assets.js). Writes are offered to the roles that may make them.
 import { api, confirmAction, el, enc, errorText, fmtTime, isMissing, openDialog, session, toast, unavailable, debounce, fill } from "./core.js";
 import { subscribe } from "./nav.js";
 
@@ -169,21 +169,7 @@ function audit(container) {
   return () => {};
 }
 
-// ---------------------------------------------------------------- assets
-function assets(container) {
-  const body = el("div");
-  page(container, "Assets", body);
-  api("/api/v2/assets", { query: { limit: 100 } }).then((data) => {
-    const list = data.assets || [];
-    fill(body, table("assets-table", ["Asset", "Group", "Producing tasks", "Consuming DAGs", "Updated"], list.map((a) => el("tr", {},
-      el("td", {}, el("code", { text: a.uri || a.name })), el("td", { text: a.group || "" }),
-      el("td", { text: (a.producing_tasks || []).map((t) => `${t.dag_id}.${t.task_id}`).join(", ") }),
-      el("td", { text: (a.consuming_dags || a.scheduled_dags || []).map((d) => d.dag_id).join(", ") }), el("td", { text: fmtTime(a.updated_at) })))));
-  }).catch((err) => fill(body, isMissing(err) ? unavailable("Assets", "GET /api/v2/assets") : el("p", { class: "form-error", text: errorText(err) })));
-  return () => {};
-}
-
-const PAGES = { variables, connections, pools, audit, assets };
+const PAGES = { variables, connections, pools, audit };
 
 export function renderAdmin(container, view) {
   const render = PAGES[view];

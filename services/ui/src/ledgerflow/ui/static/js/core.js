@@ -203,3 +203,35 @@ export function unavailable(what, endpoint) {
     el("p", {}, el("strong", { text: `${what} is not available yet.` })),
     el("p", { class: "muted", text: `This API does not serve ${endpoint} yet; the view appears once it does.` }));
 }
+
+// ---------------------------------------------------------------- run types
+/** How a run came to be (Airflow's run_type): an icon and a word, never the icon alone. */
+export const RUN_TYPES = {
+  manual: { icon: "▸", label: "manual", title: "Triggered by hand (UI, API or CLI)" },
+  scheduled: { icon: "◷", label: "scheduled", title: "Created by the scheduler for its data interval" },
+  backfill: { icon: "⟲", label: "backfill", title: "Created by a backfill" },
+  asset_triggered: { icon: "◆", label: "asset-triggered", title: "Triggered by asset events or a Kafka message" },
+};
+export const runTypeInfo = (t) => RUN_TYPES[t] || { icon: "•", label: t ? String(t).replace(/_/g, " ") : "unknown", title: "" };
+
+/** A run type badge: icon plus label (`short`: icon only, the label in title and aria-label). */
+export function runTypeBadge(type, { short = false } = {}) {
+  const info = runTypeInfo(type);
+  return el("span", { class: `run-type run-type-${type || "unknown"}`, "data-run-type": type || "", title: `${info.label}: ${info.title}`,
+    "aria-label": short ? `${info.label} run` : null },
+  el("span", { class: "run-type-icon", "aria-hidden": "true", text: info.icon }), short ? null : el("span", { text: info.label }));
+}
+
+/** "2026-01-02 00:00 UTC": a logical date as the scheduler sees it (dates are UTC). */
+export function fmtUtc(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  const s = d.toISOString();
+  return `${s.slice(0, 10)} ${s.slice(11, d.getUTCSeconds() ? 19 : 16)} UTC`;
+}
+
+/** A run's data interval, "start → end" in UTC, or "" when it has none. */
+export function fmtInterval(start, end) {
+  return start || end ? `${fmtUtc(start) || "…"} → ${fmtUtc(end) || "…"}` : "";
+}

@@ -1,7 +1,7 @@
 // The DAG page: header (pause, trigger, run picker, run actions), tabs, and the shared
 // model (tasks, recent runs and their task instances) that the event stream keeps
 // current. An event names a run (and maybe a task): only that run is fetched again.
-import { api, debounce, el, enc, errorText, fmtTime, session, stateBadge, stateOf, toast, fill } from "./core.js";
+import { api, debounce, el, enc, errorText, fmtInterval, fmtTime, fmtUtc, runTypeBadge, runTypeInfo, session, stateBadge, stateOf, toast, fill } from "./core.js";
 import { subscribe, setQuery, buildHash } from "./nav.js";
 import { openTriggerDialog, setPaused, runActions } from "./actions.js";
 import { renderGrid } from "./grid.js";
@@ -12,12 +12,13 @@ import { renderRunsTable, renderTaskInstancesTable } from "./tables.js";
 import { renderHistory } from "./history.js";
 import { TaskPanel } from "./task.js";
 import { legend } from "./dags.js";
+import { canBackfill, openBackfillDialog, renderBackfills } from "./backfill.js";
 
 export const RUNS_IN_GRID = 25;
 const TABS = [
   ["grid", "Grid", renderGrid], ["graph", "Graph", renderGraph], ["gantt", "Gantt", renderGantt],
   ["code", "Code", renderCode], ["runs", "Runs", renderRunsTable], ["tasks", "Task instances", renderTaskInstancesTable],
-  ["history", "History", renderHistory],
+  ["history", "History", renderHistory], ["backfills", "Backfills", renderBackfills],
 ];
 
 export const tiKey = (taskId, mapIndex) => `${taskId}|${mapIndex ?? -1}`;
@@ -116,8 +117,13 @@ export function renderDagPage(page, parts, query) {
     title.textContent = dag.dag_display_name || model.dagId;
     const owners = (dag.owners || []).join(", ");
     const tags = (dag.tags || []).map((t) => (typeof t === "string" ? t : t.name));
-    fill(meta, 
-      el("span", { text: `Schedule: ${dag.timetable_description || dag.timetable_summary || "None"}` }),
+    const next = dag.next_dagrun_run_after || dag.next_dagrun_logical_date;
+    const nextInterval = fmtInterval(dag.next_dagrun_data_interval_start, dag.next_dagrun_data_interval_end);
+    fill(meta,
+      el("span", { id: "dag-schedule", title: dag.timetable_summary ? `Schedule: ${dag.timetable_summary}` : null,
+        text: `Schedule: ${dag.timetable_description || dag.timetable_summary || "None (manual only)"}` }),
+      next ? el("span", { id: "dag-next-run", title: `logical date ${fmtUtc(dag.next_dagrun_logical_date)}${nextInterval ? `, data interval ${nextInterval}` : ""}`,
+        text: `Next run: ${fmtTime(next)}` }) : null,
       owners ? el("span", { text: `Owner: ${owners}` }) : null,
       tags.length ? el("span", { class: "tags" }, tags.map((t) => el("span", { class: "tag", text: t }))) : null,
       dag.latest_version_number ? el("span", { text: `Version ${dag.latest_version_number}` }) : null);
@@ -129,19 +135,25 @@ export function renderDagPage(page, parts, query) {
     });
     fill(headActions, 
       el("label", { class: "switch-label" }, toggle, el("span", { text: dag.is_paused ? "Paused" : "Active" })),
+      session.can("user") && canBackfill(dag) ? el("button", { type: "button", class: "button", id: "backfill-button", text: "Backfill…",
+        title: "Run the DAG for past intervals of its schedule", onclick: () => openBackfillDialog(model) }) : null,
       session.can("user") ? el("button", { type: "button", class: "button button-primary", id: "trigger-button", text: "Trigger",
         onclick: () => openTriggerDialog(model.dagId, { onTriggered: (run) => { if (run) selectRun(run.dag_run_id); } }) }) : null);
   }
 
   function renderRunBar() {
     fill(runPicker, ...model.runs.slice().reverse().map((r) => el("option", {
-      value: r.dag_run_id, text: `${r.dag_run_id} — ${stateOf(r.state)}`, selected: r.dag_run_id === model.currentRun?.dag_run_id })));
+      value: r.dag_run_id, text: `${r.dag_run_id} — ${stateOf(r.state)} (${runTypeInfo(r.run_type).label})`, selected: r.dag_run_id === model.currentRun?.dag_run_id })));
     const run = model.currentRun;
     if (!run) { fill(runBar, el("span", { class: "muted", text: "No runs yet." })); return; }
-    fill(runBar, 
+    const interval = fmtInterval(run.data_interval_start, run.data_interval_end);
+    fill(runBar,
       el("label", { class: "run-picker-label" }, el("span", { text: "Run" }), runPicker),
-      stateBadge(run.state),
-      el("span", { class: "muted small", text: `${run.run_type || ""} · queued ${fmtTime(run.queued_at)}${run.triggered_by ? ` · by ${run.triggered_by}` : ""}` }),
+      stateBadge(run.state), runTypeBadge(run.run_type),
+      el("span", { class: "muted small", id: "run-details" },
+        run.logical_date ? el("span", { text: `logical date ${fmtUtc(run.logical_date)} · ` }) : null,
+        interval ? el("span", { id: "run-data-interval", text: `data interval ${interval} · ` }) : null,
+        el("span", { text: `queued ${fmtTime(run.queued_at)}${run.triggered_by ? ` · by ${run.triggered_by}` : ""}` })),
       runActions(model, run));
   }
   runPicker.addEventListener("change", () => selectRun(runPicker.value));
@@ -195,7 +207,9 @@ export function renderDagPage(page, parts, query) {
     if (evt.type === "resync") { needRunList = true; flush(); return; }
     if (evt.dagId !== model.dagId) return;
     if (evt.type === "DagVersionPublished" || evt.type === "DagPauseChanged") { needTasks = true; flush(); return; }
+    if (evt.type === "BackfillRejected") { toast(`Backfill ${evt.data.backfill_id} was refused: ${evt.data.reason}`, true); return; }
     if (!evt.runId) return;
+    if (evt.type === "DagRunQueued") needTasks = true; // the next run time moves on
     if (!model.run(evt.runId)) needRunList = true;
     else pendingRuns.add(evt.runId);
     flush();

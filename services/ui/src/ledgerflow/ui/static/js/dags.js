@@ -1,6 +1,6 @@
 // The DAG list: search, tags, paused filter and toggle, owner, schedule, recent runs as
 // coloured marks, trigger; paginated. Run marks follow the event stream.
-import { api, el, enc, errorText, fmtTime, isMissing, openDialog, session, stateLabel, stateOf, STATE_ICONS, debounce, toast, fill } from "./core.js";
+import { api, el, enc, errorText, fmtInterval, fmtTime, fmtUtc, isMissing, openDialog, runTypeInfo, session, stateLabel, stateOf, STATE_ICONS, debounce, toast, fill } from "./core.js";
 import { subscribe, setQuery } from "./nav.js";
 import { openTriggerDialog, setPaused } from "./actions.js";
 
@@ -118,7 +118,9 @@ export function renderDagList(page, query) {
       el("td", { text: owners }),
       el("td", {},
         el("span", { class: "schedule", text: dag.timetable_description || dag.timetable_summary || "None (manual only)" }),
-        next ? el("span", { class: "muted small block", text: `next: ${fmtTime(next)}` }) : null),
+        next ? el("span", { class: "muted small block next-run", "data-next-run": next,
+          title: `next logical date ${fmtUtc(dag.next_dagrun_logical_date)}${dag.next_dagrun_data_interval_start ? `, data interval ${fmtInterval(dag.next_dagrun_data_interval_start, dag.next_dagrun_data_interval_end)}` : ""}`,
+          text: `next run: ${fmtTime(next)}` }) : null),
       runsCell,
       el("td", { class: "col-actions" }, session.can("user")
         ? el("button", { type: "button", class: "button button-small", text: "Trigger", "aria-label": `Trigger ${dag.dag_id}`,
@@ -145,6 +147,8 @@ export function renderDagList(page, query) {
       if (evt.type === "DagVersionPublished") debouncedLoad();
       return;
     }
+    // A scheduled run was created: the DAG's next run time moved on.
+    if (evt.type === "DagRunQueued" && evt.data.run_type === "scheduled") debouncedLoad();
     if (/^(DagRun|TriggerRejected|DagPause)/.test(evt.type)) {
       if (!refreshers.has(evt.dagId)) refreshers.set(evt.dagId, debounce(() => loadRuns(evt.dagId), 150));
       refreshers.get(evt.dagId)();
@@ -160,7 +164,7 @@ export function renderDagList(page, query) {
 
 export function renderRunMarks(dagId, runs) {
   if (runs.length === 0) return el("span", { class: "muted", text: "no runs yet" });
-  const describe = (run) => `${run.dag_run_id}: ${stateLabel(run.state)} (${fmtTime(run.queued_at || run.logical_date)})`;
+  const describe = (run) => `${run.dag_run_id} (${runTypeInfo(run.run_type).label}): ${stateLabel(run.state)} (${fmtTime(run.queued_at || run.logical_date)})`;
   const latest = runs[runs.length - 1];
   return el("div", { class: "runs" },
     el("ul", { class: "marks", "aria-label": "recent runs, oldest first" }, runs.map((run) => el("li", {},

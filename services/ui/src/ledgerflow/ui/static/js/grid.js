@@ -2,7 +2,7 @@
 // Airflow's group_id.task_id) are collapsible rows with the combined state of their
 // tasks; a mapped task shows its count. Each cell is a button: colour, icon and an
 // accessible label; clicking it opens the task instance panel.
-import { el, fmtDuration, secondsBetween, STATE_ICONS, stateLabel, stateOf, fill } from "./core.js";
+import { el, fmtDuration, fmtInterval, fmtUtc, runTypeInfo, secondsBetween, STATE_ICONS, stateLabel, stateOf, fill } from "./core.js";
 
 const PRIORITY = ["failed", "upstream_failed", "up_for_retry", "up_for_reschedule", "running", "restarting",
   "deferred", "queued", "scheduled", "none", "skipped", "success", "removed"];
@@ -96,12 +96,16 @@ export function renderGrid(container, model) {
     const head = el("tr", {}, el("th", { scope: "col", class: "grid-task-head", text: runs.length ? "Task \\ Run" : "Task (no runs yet)" }),
       runs.map((run) => {
         const s = stateOf(run.state);
-        const label = `run ${run.dag_run_id}: ${stateLabel(run.state)}`;
+        const type = runTypeInfo(run.run_type);
+        const interval = fmtInterval(run.data_interval_start, run.data_interval_end);
+        const label = `run ${run.dag_run_id} (${type.label}): ${stateLabel(run.state)}`
+          + `${run.logical_date ? `, logical date ${fmtUtc(run.logical_date)}` : ""}${interval ? `, data interval ${interval}` : ""}`;
         return el("th", { scope: "col", class: "grid-run-head" }, el("button", {
           type: "button", class: `run-bar-mark state-bg-${s}${run.dag_run_id === selected ? " selected" : ""}`,
-          "data-run-id": run.dag_run_id, "data-state": s, "aria-label": label, title: label,
+          "data-run-id": run.dag_run_id, "data-state": s, "data-run-type": run.run_type || "", "aria-label": label, title: label,
           "aria-pressed": String(run.dag_run_id === selected), onclick: () => model.selectRun(run.dag_run_id),
-        }, el("span", { "aria-hidden": "true", text: STATE_ICONS[s] || "" })));
+        }, el("span", { "aria-hidden": "true", text: STATE_ICONS[s] || "" })),
+        el("span", { class: `run-type-mini run-type-${run.run_type || "unknown"}`, "aria-hidden": "true", title: type.label, text: type.icon }));
       }));
     const body = rows(taskTree(model.tasks), 0, []).map(({ node, depth }) => {
       const name = node.isGroup

@@ -22,8 +22,9 @@ const KNOWN_TYPES = [
   "TaskAttemptSucceeded", "TaskAttemptSkipped", "TaskAttemptRescheduled", "TaskAttemptFailed",
   "TaskAttemptHeartbeat", "CancelTaskAttempt", "TaskLogChunk", "VariableSet", "VariableDeleted",
   "ConnectionSet", "ConnectionDeleted", "PoolSet", "PoolDeleted", "UserCreated", "UserUpdated",
-  "UserDeleted", "ApiKeyCreated", "ApiKeyRevoked", "AssetEventRecorded", "DagDeleted", "DagRunDeleted",
-  "BackfillCreated",
+  "UserDeleted", "ApiKeyCreated", "ApiKeyRevoked", "AssetEventEmitted", "DagDeleted", "DagRunDeleted",
+  "BackfillCreated", "BackfillRejected", "BackfillRunReprocessed", "BackfillPaused", "BackfillUnpaused",
+  "BackfillCancelled", "BackfillCompleted", "CreateBackfill", "PauseBackfill", "UnpauseBackfill", "CancelBackfill",
 ];
 
 /** The types views react to: everything but log chunks, heartbeats and work items. */

@@ -4,6 +4,7 @@ import { LiveStream, VIEW_TYPES } from "./live.js";
 import { renderDagList } from "./dags.js";
 import { renderDagPage } from "./dag.js";
 import { renderAdmin } from "./admin.js";
+import { renderAssets } from "./assets.js";
 import { parseHash, publish, routeState } from "./nav.js";
 
 let stream = null;
@@ -34,12 +35,15 @@ async function refreshHealth() {
   const button = $("health");
   let data = null;
   try {
-    const response = await fetch("/health", { headers: { Accept: "application/json" } });
+    const response = await fetch("/health/system", { headers: { Accept: "application/json" } });
     data = await response.json().catch(() => null);
     if (!data) data = { status: response.ok ? "healthy" : "unhealthy", reasons: [`${response.status}`] };
   } catch (err) { data = { status: "unhealthy", reasons: [errorText(err)] }; }
   button.dataset.status = data.status;
-  $("health-text").textContent = data.status === "healthy" ? "healthy" : "unhealthy";
+  const count = (list) => (Array.isArray(list) ? list.length : 0);
+  $("health-text").textContent = `${data.status === "healthy" ? "healthy" : "unhealthy"}`
+    + (Array.isArray(data.schedulers) ? ` · ${count(data.schedulers)} sched · ${count(data.executors)} exec` : "");
+  button.title = `Kafka, projection lag, schedulers and executors seen alive (click for details)`;
   button.onclick = () => showHealth(data);
   button.hidden = false;
   // A health check, not data: the page's data arrives from the event stream.
@@ -52,6 +56,15 @@ function describe(value) {
   return String(value);
 }
 
+function instanceRows(title, list) {
+  if (!Array.isArray(list)) return [];
+  const head = el("tr", {}, el("th", { scope: "row", text: title }),
+    el("td", { text: list.length ? `${list.length} alive` : "none seen alive" }));
+  return [head, ...list.map((m) => el("tr", {},
+    el("th", { scope: "row", class: "muted", text: m.instance_id }),
+    el("td", { text: `${m.hostname} pid ${m.pid}, last seen ${m.last_seen}${m.details && Object.keys(m.details).length ? `, ${describe(m.details)}` : ""}` })))];
+}
+
 function showHealth(data) {
   const rows = [];
   const section = (name, obj) => {
@@ -60,14 +73,13 @@ function showHealth(data) {
   };
   section("Kafka", data.kafka);
   section("Projection", data.projection);
-  section("Schedulers", data.schedulers);
-  section("Executors", data.executors);
+  rows.push(...instanceRows("Schedulers", data.schedulers));
+  rows.push(...instanceRows("Executors", data.executors));
+  rows.push(...instanceRows("Projectors", data.projectors));
   const body = el("div", {},
     el("p", {}, el("strong", { text: data.status })),
     data.reasons && data.reasons.length ? el("ul", {}, data.reasons.map((r) => el("li", { text: r }))) : null,
-    el("table", { class: "kv" }, el("tbody", {}, rows)),
-    data.schedulers || data.executors ? null
-      : el("p", { class: "muted", text: "Schedulers and executors seen alive: not reported by this API's /health yet." }));
+    el("table", { class: "kv", "aria-label": "System health" }, el("tbody", {}, rows)));
   openDialog("System health", body, [{ label: "Close" }]);
 }
 
@@ -132,6 +144,8 @@ function enterApp() {
   document.body.dataset.role = session.role;
   startStream();
   refreshHealth();
+  // Optional pages: shown only when the API serves them.
+  api("/api/v2/assets", { query: { limit: 1 } }).then(() => { $("nav-assets").hidden = false; }).catch(() => {});
   route();
 }
 
@@ -160,6 +174,7 @@ function route() {
   let result;
   if (view === "dags" && parts[1]) result = renderDagPage(page, parts, query);
   else if (view === "dags") result = renderDagList(page, query);
+  else if (view === "assets") result = renderAssets(page, parts, query);
   else result = renderAdmin(page, view, query);
   cleanup = typeof result === "function" ? result : (result && result.cleanup) || (() => {});
   if (result && result.update) { cleanup.update = result.update; }
@@ -176,7 +191,5 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   applyTheme(document.documentElement.dataset.theme || "system");
   window.addEventListener("hashchange", route);
-  // Optional pages: shown only when the API serves them.
-  if (session.token) api("/api/v2/assets", { query: { limit: 1 } }).then(() => { $("nav-assets").hidden = false; }).catch(() => {});
   if (session.token) enterApp(); else signOut();
 });

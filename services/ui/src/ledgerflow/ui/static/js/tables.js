@@ -1,5 +1,5 @@
 // Runs and task instances as tables with filters.
-import { api, el, enc, errorText, fmtDuration, fmtTime, secondsBetween, stateBadge, debounce, fill } from "./core.js";
+import { api, el, errorText, fmtDuration, fmtInterval, fmtTime, runTypeBadge, runTypeInfo, secondsBetween, stateBadge, debounce, fill } from "./core.js";
 import { buildHash } from "./nav.js";
 
 const RUN_STATES = ["", "queued", "running", "success", "failed"];
@@ -11,12 +11,12 @@ const stateSelect = (id, states, label) => el("select", { id, "aria-label": labe
 export function renderRunsTable(container, model) {
   const state = stateSelect("runs-state-filter", RUN_STATES, "Filter runs by state");
   const type = el("select", { id: "runs-type-filter", "aria-label": "Filter runs by type" },
-    ["", "manual", "scheduled", "backfill", "asset_triggered"].map((t) => el("option", { value: t, text: t || "any type" })));
+    ["", "manual", "scheduled", "backfill", "asset_triggered"].map((t) => el("option", { value: t, text: t ? runTypeInfo(t).label : "any type" })));
   const tbody = el("tbody");
   const count = el("span", { class: "muted small" });
   container.append(el("div", { class: "toolbar" }, state, type, count),
     el("div", { class: "card table-card" }, el("table", { class: "table", id: "runs-table" },
-      el("thead", {}, el("tr", {}, ["Run", "State", "Type", "Queued", "Started", "Duration", "Triggered by"].map((h) => el("th", { scope: "col", text: h })))), tbody)));
+      el("thead", {}, el("tr", {}, ["Run", "State", "Type", "Data interval", "Queued", "Started", "Duration", "Triggered by"].map((h) => el("th", { scope: "col", text: h })))), tbody)));
 
   async function draw() {
     try {
@@ -26,7 +26,8 @@ export function renderRunsTable(container, model) {
       count.textContent = `${shown.length} of ${total ?? runs.length} runs`;
       fill(tbody, ...shown.map((r) => el("tr", { "data-run-id": r.dag_run_id },
         el("td", {}, el("a", { href: buildHash(["dags", model.dagId, "grid"], { run: r.dag_run_id }), text: r.dag_run_id })),
-        el("td", {}, stateBadge(r.state)), el("td", { text: r.run_type }), el("td", { text: fmtTime(r.queued_at) }),
+        el("td", {}, stateBadge(r.state)), el("td", {}, runTypeBadge(r.run_type)),
+        el("td", { class: "small", text: fmtInterval(r.data_interval_start, r.data_interval_end) }), el("td", { text: fmtTime(r.queued_at) }),
         el("td", { text: fmtTime(r.start_date) }), el("td", { text: fmtDuration(r.start_date ? secondsBetween(r.start_date, r.end_date) : null) }),
         el("td", { text: r.triggered_by || "" }))));
     } catch (err) { count.textContent = errorText(err); }
