@@ -6,10 +6,14 @@ and prints a table. A hop is the time from one task's end to the next task's sta
 as the executor recorded them (``TaskAttemptSucceeded.end_date`` ->
 ``TaskAttemptStarted.start_date``).
 
-    uv run python -m tests.bench.run [--runs N] [--only chain|projector]
+    uv run python -m tests.bench.run [--runs N] [--only chain|tracing|projector|schedule]
 
-Then the projector benchmark (``tests/bench/projector.py``): sustained rate and lag of
-the projection under 5,000 run-log and log-chunk events/s.
+Then the tracing micro-benchmark (``tests/bench/tracing.py``: the hot path with tracing
+absent, off, and on with a no-op exporter), then the projector benchmark (``tests/bench/projector.py``): sustained rate and lag of
+the projection under 5,000 run-log and log-chunk events/s, then the scheduling benchmark
+(``tests/bench/schedule_live.py``, issue 6): due cron tick on a fake clock -> first task
+running, and a scheduler process's memory and CPU with 1,000 ``@daily`` plus 100
+1-second DAGs.
 """
 
 from __future__ import annotations
@@ -44,17 +48,29 @@ def pct(values: list[float], q: float) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--only", choices=("chain", "projector"))
+    ap.add_argument("--only", choices=("chain", "projector", "tracing", "schedule"))
     ap.add_argument("--projector-rate", type=int, default=5000)
     ap.add_argument("--projector-seconds", type=float, default=20.0)
+    ap.add_argument("--schedule-repeat", type=int, default=20)
+    ap.add_argument("--schedule-seconds", type=float, default=60.0)
     args = ap.parse_args()
-    if args.only != "projector":
+    if args.only in (None, "chain"):
         chain(args)
-    if args.only != "chain":
+    if args.only in (None, "tracing"):
+        from tests.bench import tracing
+
+        tracing.main([])
+    if args.only in (None, "projector"):
         from tests.bench import projector
 
         projector.main(
             ["--rate", str(args.projector_rate), "--seconds", str(args.projector_seconds)]
+        )
+    if args.only in (None, "schedule"):
+        from tests.bench import schedule_live
+
+        schedule_live.main(
+            ["--repeat", str(args.schedule_repeat), "--seconds", str(args.schedule_seconds)]
         )
     return 0
 
