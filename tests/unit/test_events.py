@@ -170,6 +170,28 @@ SAMPLES = [
         source_try_number=1,
         timestamp=T,
     ),
+    ev.ExternalMessageReceived(
+        dag_id="d",
+        asset="orders",
+        watcher="w",
+        topic="ext-orders",
+        partition=0,
+        offset=41,
+        key="k",
+        value={"kind": "order"},
+        headers={"h": "v"},
+        timestamp_ms=1_700_000_000_000,
+    ),
+    ev.ServiceHeartbeat(
+        service="executor",
+        instance_id="host:1:default:abcd",
+        hostname="host",
+        pid=1,
+        started_at=T,
+        at=T,
+        interval_seconds=5.0,
+        details={"queue": "default", "slots": 4},
+    ),
 ]
 
 
