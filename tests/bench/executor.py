@@ -176,13 +176,13 @@ def scaling(kafka: str, base_db: str, slots: int, max_executors: int = 4) -> lis
     return rows
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--part", choices=["fanout", "scaling", "all"], default="all")
     ap.add_argument("--slots", type=int, default=8, help="slots per executor (fan-out)")
     ap.add_argument("--executors", type=int, default=2, help="executors for the fan-out")
     ap.add_argument("--scaling-slots", type=int, default=2)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     kafka = os.environ["LEDGERFLOW_KAFKA_BOOTSTRAP"]
     base_db = os.environ["LEDGERFLOW_DATABASE_URL"]
     rows: list[str] = []

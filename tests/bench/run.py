@@ -6,9 +6,11 @@ and prints a table. A hop is the time from one task's end to the next task's sta
 as the executor recorded them (``TaskAttemptSucceeded.end_date`` ->
 ``TaskAttemptStarted.start_date``).
 
-    uv run python -m tests.bench.run [--runs N] [--only chain|tracing|projector|schedule]
+    uv run python -m tests.bench.run [--runs N]
+        [--only chain|executor|tracing|projector|schedule]
 
-Then the tracing micro-benchmark (``tests/bench/tracing.py``: the hot path with tracing
+Then the executor benchmark (``tests/bench/executor.py``: 1,000-wide fan-out of no-op
+tasks, and 100 ms sleep tasks on 1 to 4 executor replicas), then the tracing micro-benchmark (``tests/bench/tracing.py``: the hot path with tracing
 absent, off, and on with a no-op exporter), then the projector benchmark (``tests/bench/projector.py``): sustained rate and lag of
 the projection under 5,000 run-log and log-chunk events/s, then the scheduling benchmark
 (``tests/bench/schedule_live.py``, issue 6): due cron tick on a fake clock -> first task
@@ -48,7 +50,7 @@ def pct(values: list[float], q: float) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--only", choices=("chain", "projector", "tracing", "schedule"))
+    ap.add_argument("--only", choices=("chain", "executor", "projector", "tracing", "schedule"))
     ap.add_argument("--projector-rate", type=int, default=5000)
     ap.add_argument("--projector-seconds", type=float, default=20.0)
     ap.add_argument("--schedule-repeat", type=int, default=20)
@@ -56,6 +58,10 @@ def main() -> int:
     args = ap.parse_args()
     if args.only in (None, "chain"):
         chain(args)
+    if args.only in (None, "executor"):
+        from tests.bench import executor
+
+        executor.main([])
     if args.only in (None, "tracing"):
         from tests.bench import tracing
 

@@ -8,7 +8,6 @@ and keeps every ``DagVersionPublished``. The scheduler uses it as the core's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -17,7 +16,7 @@ from typing import TypeVar
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 from ledgerflow.common.dagmodel import SerializedDag
 from ledgerflow.common.events import DagDeleted, DagVersionPublished, MalformedMessage, decode
-from ledgerflow.common.kafka_io import background_consumer_config
+from ledgerflow.common.kafka_io import background_consumer_config, stop_reader
 from ledgerflow.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,13 +74,8 @@ class DagVersionCache:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
+        await stop_reader(task, consumer)
 
     async def __aenter__(self) -> DagVersionCache:
         await self.start()

@@ -8,6 +8,7 @@ producer sends at once (``linger_ms=0``) because the hot path is latency-bound.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -76,6 +77,17 @@ BACKGROUND_FETCH_MAX_WAIT_MS = 250
 def background_consumer_config(settings: Settings) -> dict[str, Any]:
     """:func:`consumer_config` for a reader off the hot path (see above)."""
     return {**consumer_config(settings), "fetch_max_wait_ms": BACKGROUND_FETCH_MAX_WAIT_MS}
+
+
+async def stop_reader(task: asyncio.Task[Any] | None, consumer: Any | None) -> None:
+    """Stop a background reader: cancel its loop task and wait for it, then stop its
+    consumer (a failure to leave cleanly is not worth an error at shutdown)."""
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    if consumer is not None:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
 
 
 async def ensure_topics(settings: Settings, *, queues: Iterable[str] = ("default",)) -> None:

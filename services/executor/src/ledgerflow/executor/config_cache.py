@@ -26,6 +26,7 @@ from ledgerflow.common.kafka_io import (
     background_consumer_config,
     decode_record,
     kafka_client_kwargs,
+    stop_reader,
 )
 from ledgerflow.common.secrets import Cipher, FernetKeyError, Masker, is_sensitive, redact
 from ledgerflow.common.settings import Settings
@@ -288,11 +289,4 @@ class ConfigCache:
     async def stop(self) -> None:
         task, self._task = self._task, None
         consumer, self._consumer = self._consumer, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        if consumer is not None:
-            await consumer.stop()
+        await stop_reader(task, consumer)

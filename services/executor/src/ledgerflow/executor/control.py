@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -28,7 +27,7 @@ from ledgerflow.common.events import (
     deterministic_id,
     make_envelope,
 )
-from ledgerflow.common.kafka_io import background_consumer_config, decode_record
+from ledgerflow.common.kafka_io import background_consumer_config, decode_record, stop_reader
 from ledgerflow.common.settings import Settings
 from ledgerflow.executor.recent import AttemptId
 
@@ -166,13 +165,8 @@ class ControlListener:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
         consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
+        await stop_reader(task, consumer)
 
     async def _loop(self) -> None:
         assert self._consumer is not None

@@ -20,7 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from ledgerflow.common.core.arbiter import PoolBook
 from ledgerflow.common.events import Envelope, MalformedMessage, decode
-from ledgerflow.common.kafka_io import EventProducer, consumer_config
+from ledgerflow.common.kafka_io import EventProducer, consumer_config, stop_reader
 from ledgerflow.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,13 +75,9 @@ class PoolArbiter:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
         consumer, self._consumer = self._consumer, None
+        await stop_reader(task, consumer)
         if consumer is not None:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
             log.info("pool arbiter stopped")
 
     def _fold(self, batch: dict[Any, list[Any]]) -> int:

@@ -18,7 +18,6 @@ scheduler's own loop, so the run log of a DAG is written in one order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 from typing import Any
@@ -39,7 +38,7 @@ from ledgerflow.common.events import (
     TaskAttemptSucceeded,
     decode,
 )
-from ledgerflow.common.kafka_io import EventProducer, background_consumer_config
+from ledgerflow.common.kafka_io import EventProducer, background_consumer_config, stop_reader
 from ledgerflow.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,13 +77,8 @@ class AssetFeed:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
         consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
+        await stop_reader(task, consumer)
 
     def _fold(self, batch: dict[Any, list[Any]]) -> int:
         n = 0
