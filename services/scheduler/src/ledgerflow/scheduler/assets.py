@@ -56,6 +56,7 @@ class AssetFeed:
         self.changed = True  # evaluate everything once after start
         self.dirty: set[str] = set()
         self._replayed: list[Envelope] = []
+        self._sent: set[str] = set()  # asset event ids this instance sent
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -111,7 +112,7 @@ class AssetFeed:
     ) -> None:
         """Publish the asset events of a success report just folded into ``state``."""
         for env in emitted_for_success(state, report):
-            futures.append(await self.producer.send_soon(self.settings.topics.assets, env))
+            await self._send(env, futures)
 
     def note_replayed(self, state: DagState, report: Envelope) -> None:
         """During recovery: remember the events a replayed success should have published."""
@@ -123,9 +124,18 @@ class AssetFeed:
         fold and the write); the ones it holds are in the book already."""
         pending, self._replayed = self._replayed, []
         for env in pending:
-            if env.id not in self.book:
+            if env.id not in self.book and env.id not in self._sent:
                 log.info("publishing asset event %s (not found on the assets topic)", env.id)
-                futures.append(await self.producer.send_soon(self.settings.topics.assets, env))
+                await self._send(env, futures)
+
+    async def _send(self, env: Envelope, futures: list[asyncio.Future[Any]]) -> None:
+        """Send once per instance: a second recovery (partitions assigned twice at
+        start) may replay the same success before the feed has read the first copy
+        back. Copies from other instances are harmless (readers drop a known id)."""
+        if env.id in self._sent:
+            return
+        self._sent.add(env.id)
+        futures.append(await self.producer.send_soon(self.settings.topics.assets, env))
 
     # ------------------------------------------------------------------ consuming
     def due(
