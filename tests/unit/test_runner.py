@@ -345,7 +345,7 @@ def test_sigterm_fails_the_attempt_and_stops_the_command() -> None:
 
 
 def test_a_killed_runner_leaves_a_folder_its_reaper_removes(tmp_path: Path) -> None:
-    from ledgerflow.sdk.runner import remove_private_dirs
+    from ledgerflow.sdk.runner_support import remove_private_dirs
 
     source = (
         "import os\n"

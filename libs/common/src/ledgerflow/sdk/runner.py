@@ -50,22 +50,21 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from ledgerflow.sdk.runner_support import OutcomeError as _OutcomeError
+from ledgerflow.sdk.runner_support import (
+    int_field,
+    make_private_dir,
+    optional_str,
+    parse_date,
+    remove_tree,
+)
+
 OUTCOME_FD = 3
 DEFAULT_XCOM_MAX_BYTES = 256 * 1024
 _CALLBACK_FOR_STATUS = {
     "success": "on_success_callback",
     "skipped": "on_skipped_callback",
 }
-
-
-class _OutcomeError(Exception):
-    """A failure decided by the runner itself (not raised by the task)."""
-
-    def __init__(self, message: str, error_type: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.message = message
-        self.error_type = error_type
-        self.retryable = retryable
 
 
 class _Never(BaseException):
@@ -111,52 +110,6 @@ def execute_request(request: dict[str, Any]) -> dict[str, Any]:
         attempt.cleanup()
 
 
-def _parse_date(request: dict[str, Any], key: str) -> datetime | None:
-    raw = request.get(key)
-    if raw in (None, ""):
-        return None
-    try:
-        value = datetime.fromisoformat(str(raw))
-    except ValueError:
-        raise _OutcomeError(
-            f"bad runner request: {key} {raw!r} is not an ISO-8601 date",
-            "BadRequest",
-            retryable=False,
-        ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _int(request: dict[str, Any], key: str, default: int) -> int:
-    raw = request.get(key)
-    if raw is None:
-        return default
-    if isinstance(raw, bool) or not isinstance(raw, int | str):
-        raise _OutcomeError(
-            f"bad runner request: {key} must be an integer, got {raw!r}",
-            "BadRequest",
-            retryable=False,
-        )
-    try:
-        return int(raw)
-    except ValueError:
-        raise _OutcomeError(
-            f"bad runner request: {key} must be an integer, got {raw!r}",
-            "BadRequest",
-            retryable=False,
-        ) from None
-
-
-def _optional_str(request: dict[str, Any], key: str) -> str | None:
-    raw = request.get(key)
-    if raw is None or raw == "":
-        return None
-    if not isinstance(raw, str):
-        raise _OutcomeError(
-            f"bad runner request: {key} must be a string", "BadRequest", retryable=False
-        )
-    return raw
-
-
 def _safe_relpath(relpath: str) -> str:
     """``relpath`` if it stays inside the folder it is relative to; else BadRequest."""
     parts = relpath.replace("\\", "/").split("/")
@@ -168,63 +121,6 @@ def _safe_relpath(relpath: str) -> str:
             retryable=False,
         )
     return "/".join(p for p in parts if p not in ("", "."))
-
-
-PRIVATE_DIR_PREFIX = "ledgerflow-task-"
-
-
-def _tmp_base() -> str:
-    return os.environ.get("TMPDIR") or "/tmp"
-
-
-def _make_private_dir() -> str:
-    # tempfile and shutil cost ~10 ms of imports; a mode-0700 mkdir with a unique name
-    # is all this needs. The pid in the name lets whoever reaps a killed child clean up
-    # after it (remove_private_dirs).
-    base = _tmp_base()
-    for n in range(100):
-        path = os.path.join(
-            base, f"{PRIVATE_DIR_PREFIX}{os.getpid()}-{datetime.now().timestamp():f}-{n}"
-        )
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            continue
-        return path
-    raise OSError(f"could not create a private directory under {base}")
-
-
-def remove_private_dirs(pid: int, base: str | None = None) -> int:
-    """Remove the DAG folders a runner process ``pid`` left behind (it was killed, or the
-    task called ``os._exit``); for the executor, after it has reaped that child. Returns
-    how many it removed."""
-    base = base or _tmp_base()
-    prefix = f"{PRIVATE_DIR_PREFIX}{pid}-"
-    removed = 0
-    try:
-        names = [n for n in os.listdir(base) if n.startswith(prefix)]
-    except OSError:
-        return 0
-    for name in names:
-        try:
-            _remove_tree(os.path.join(base, name))
-            removed += 1
-        except OSError:
-            pass
-    return removed
-
-
-def _remove_tree(path: str) -> None:
-    for root, dirs, files in os.walk(path, topdown=False):
-        for name in files:
-            os.unlink(os.path.join(root, name))
-        for name in dirs:
-            full = os.path.join(root, name)
-            if os.path.islink(full):
-                os.unlink(full)
-            else:
-                os.rmdir(full)
-    os.rmdir(path)
 
 
 class _Attempt:
@@ -289,11 +185,11 @@ class _Attempt:
                     f"bad runner request: {key} must be a string", "BadRequest", retryable=False
                 )
         dag_id, task_id = request["dag_id"], request["task_id"]
-        map_index = _int(request, "map_index", -1)
-        try_number = _int(request, "try_number", 1)
-        logical_date = _parse_date(request, "logical_date")
-        interval_start = _parse_date(request, "data_interval_start")
-        interval_end = _parse_date(request, "data_interval_end")
+        map_index = int_field(request, "map_index", -1)
+        try_number = int_field(request, "try_number", 1)
+        logical_date = parse_date(request, "logical_date")
+        interval_start = parse_date(request, "data_interval_start")
+        interval_end = parse_date(request, "data_interval_end")
         xcoms = request.get("xcoms") or []
         if not isinstance(xcoms, list) or not all(
             isinstance(x, dict) and "task_id" in x for x in xcoms
@@ -329,13 +225,13 @@ class _Attempt:
             conf=dict(request.get("conf") or {}),
             upstream_xcoms=request.get("upstream_xcoms") or {},
             xcoms=xcoms,
-            max_tries=None if max_tries is None else _int(request, "max_tries", 1),
+            max_tries=None if max_tries is None else int_field(request, "max_tries", 1),
             run_type=str(request.get("run_type") or "manual"),
             data_interval_start=interval_start,
             data_interval_end=interval_end,
             test_mode=bool(request.get("test_mode", False)),
-            api_url=_optional_str(request, "api_url"),
-            api_token=_optional_str(request, "api_token"),
+            api_url=optional_str(request, "api_url"),
+            api_token=optional_str(request, "api_token"),
         )
         from ledgerflow.sdk.asset_runtime import install
 
@@ -355,7 +251,7 @@ class _Attempt:
                 retryable=False,
             )
         checked = {_safe_relpath(str(rel)): text for rel, text in extra_files.items()}
-        self.folder = _make_private_dir()
+        self.folder = make_private_dir()
         for rel, text in checked.items():
             path = os.path.join(self.folder, *rel.split("/"))
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
@@ -623,7 +519,7 @@ class _Attempt:
             if self.folder in sys.path:
                 sys.path.remove(self.folder)
             try:
-                _remove_tree(self.folder)
+                remove_tree(self.folder)
             except OSError as e:
                 _log("WARNING", f"could not remove {self.folder}: {e}")
 
