@@ -3,12 +3,19 @@
 - ``fanout``: ``bench_fanout_1000`` (examples/bench_fanout.py): 1,000 mapped no-op Python
   tasks. Throughput = tasks / (last end - first start), from the executor's clocks.
 - ``scaling``: ``bench_sleep_100ms`` (48 tasks sleeping 100 ms) with 1, 2, 3 and 4
-  executor replicas of ``--slots`` each: tasks per second for each replica count.
+  executor replicas of ``--scaling-slots`` each (default: a series with 1 slot, then one
+  with 2): tasks per second for each replica count.
+- ``floor``: what one attempt costs on this machine with no Kafka, scheduler or
+  database at all: the no-op task of the fan-out run through the executor's own
+  ``TaskProcess`` and fork server, as many at once as there are cores, and a bare
+  ``fork()`` + ``_exit`` of a process that imported what the fork server imports. CPU
+  per attempt (the executor's side, the fork server with its reaped children) bounds
+  what any fan-out can reach while every attempt is its own process.
 
 Every service is its own process, on the Kafka and Postgres given by
 ``LEDGERFLOW_KAFKA_BOOTSTRAP`` / ``LEDGERFLOW_DATABASE_URL``.
 
-    uv run python -m tests.bench.executor [--part fanout|scaling|all] [--slots N]
+    uv run python -m tests.bench.executor [--part fanout|scaling|floor|all] [--slots N]
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +36,7 @@ from typing import Any
 import asyncpg
 
 from tests.e2e.conftest import _create_db, _drop_db
-from tests.e2e.system import SERVICES, System
+from tests.e2e.system import System
 
 ROOT = Path(__file__).resolve().parents[2]
 FANOUT_DAG = "bench_fanout_1000"
@@ -53,10 +61,11 @@ class BenchSystem(System):
 
     def start_executor(self, n: int) -> None:
         name = "executor" if n == 0 else f"executor-{n}"
-        SERVICES.setdefault(
-            name, ["executor", "--queue", "default", "--slots", str(self.executor_slots)]
+        # Explicit arguments: ``SERVICES["executor"]`` (the e2e default) has its own
+        # slot count, which must not leak into the benchmark's replicas.
+        self.start(
+            name, args=["executor", "--queue", "default", "--slots", str(self.executor_slots)]
         )
-        self.start(name)
 
 
 async def _attempt_times(
@@ -90,6 +99,45 @@ def _rate(times: list[tuple[datetime, datetime]], count: int) -> float:
     first = min(s for s, _ in times)
     last = max(e for _, e in times)
     return count / max(1e-9, (last - first).total_seconds())
+
+
+_CPU_GROUPS = (
+    ("forkserver", "fork servers + attempts"),
+    ("ledgerflow.cli executor", "executors"),
+    ("ledgerflow.cli scheduler", "scheduler"),
+    ("ledgerflow.cli projector", "projector"),
+    ("ledgerflow.cli api", "api"),
+    ("kafka.Kafka", "kafka"),
+    ("postgres", "postgres"),
+)
+
+
+def _cpu_by_group() -> dict[str, float]:
+    """CPU seconds so far (own + reaped children) of every process on the machine,
+    summed by what it is (services by their command line, Kafka, Postgres)."""
+    totals: dict[str, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            seconds = _proc_cpu_seconds(int(entry))
+        except OSError:
+            continue
+        group = next((g for marker, g in _CPU_GROUPS if marker in cmd), None)
+        if group is not None:
+            totals[group] = totals.get(group, 0.0) + seconds
+    return totals
+
+
+def _cpu_row(before: dict[str, float], after: dict[str, float], tasks: int) -> str:
+    per_task = {g: (after.get(g, 0.0) - before.get(g, 0.0)) * 1000 / tasks for _, g in _CPU_GROUPS}
+    parts = ", ".join(f"{g} {v:.1f}" for g, v in per_task.items())
+    return (
+        f"| CPU per task of that run (ms) | {sum(per_task.values()):.1f} | {parts} "
+        "(process CPU from /proc, idle processes included) |"
+    )
 
 
 def _system(kafka: str, db_url: str, slots: int) -> BenchSystem:
@@ -127,9 +175,9 @@ def fanout(kafka: str, base_db: str, slots: int, executors: int) -> list[str]:
         _submit(system)
         _trigger_and_wait(system, SLEEP_DAG)  # warm-up: fork servers, caches
         for _ in range(2):
-            t0 = time.monotonic()
+            t0, cpu0 = time.monotonic(), _cpu_by_group()
             run_id, run = _trigger_and_wait(system, FANOUT_DAG)
-            wall = time.monotonic() - t0
+            wall, cpu1 = time.monotonic() - t0, _cpu_by_group()
             assert run["state"] == "success", run
             times = asyncio.run(_attempt_times(db_url, FANOUT_DAG, run_id, "noop"))
             assert len(times) == 1000, len(times)
@@ -138,6 +186,7 @@ def fanout(kafka: str, base_db: str, slots: int, executors: int) -> list[str]:
                 f"| 1,000-wide fan-out ({executors} executors x {slots} slots) | "
                 f"{rate:,.0f} tasks/s | {wall:.2f} s trigger -> run done |"
             )
+            rows.append(_cpu_row(cpu0, cpu1, len(times)))
     finally:
         system.stop_all()
         asyncio.run(_drop_db(base_db, name))
@@ -176,12 +225,120 @@ def scaling(kafka: str, base_db: str, slots: int, max_executors: int = 4) -> lis
     return rows
 
 
+def _proc_cpu_seconds(pid: int) -> float:
+    """utime + stime + reaped children's, from ``/proc/<pid>/stat``."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _noop_request(map_index: int) -> dict[str, Any]:
+    return {
+        "source": (ROOT / "examples/bench_fanout.py").read_text(),
+        "filename": "bench_fanout.py",
+        "dag_id": FANOUT_DAG,
+        "task_id": "noop",
+        "run_id": "manual__floor",
+        "map_index": map_index,
+        "map_length": 1000,
+        "try_number": 1,
+        "max_tries": 1,
+        "conf": {},
+        "logical_date": None,
+        "run_type": "manual",
+        "xcoms": [
+            {"task_id": "root", "key": "return_value", "map_index": -1, "value": list(range(1000))}
+        ],
+        "variables": {},
+        "connections": {},
+        "xcom_max_bytes": 1 << 20,
+    }
+
+
+async def _attempts_floor(count: int, concurrency: int) -> tuple[float, float, float]:
+    """(attempts/s, executor-side CPU ms per attempt, fork server + children CPU ms)."""
+    from ledgerflow.executor.child import TaskProcess, child_environment
+    from ledgerflow.executor.forkserver import ForkServer
+
+    server = ForkServer(env=child_environment(os.environ))
+    await server.start()
+    try:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            async with gate:
+                process = TaskProcess(_noop_request(i), on_line=lambda *_: None, fork_server=server)
+                await process.start()
+                outcome = await process.wait()
+                assert outcome.status == "success", outcome
+
+        await asyncio.gather(*(one(i) for i in range(20)))  # warm-up
+        assert server._proc is not None
+        spid = server._proc.pid
+        s0, c0, t0 = _proc_cpu_seconds(spid), time.process_time(), time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        wall = time.perf_counter() - t0
+        client = (time.process_time() - c0) * 1000 / count
+        forked = (_proc_cpu_seconds(spid) - s0) * 1000 / count
+        return count / wall, client, forked
+    finally:
+        await server.stop()
+
+
+_BARE_FORK = """
+import importlib, os, sys, time
+from ledgerflow.executor.forkserver import DEFAULT_PRELOAD
+for name in DEFAULT_PRELOAD:
+    importlib.import_module(name)
+import gc
+gc.collect(); gc.freeze()  # as the fork server does
+count = int(sys.argv[1])
+before, parent0 = os.times(), time.process_time()
+for _ in range(count):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+after = os.times()
+children = after.children_user - before.children_user
+children += after.children_system - before.children_system
+print((time.process_time() - parent0 + children) * 1000 / count)
+"""
+
+
+def _bare_fork_ms(count: int = 500) -> float:
+    """CPU ms (parent + child) of fork() + _exit(0) in a fresh process that imported
+    the fork server's preload set: the least a process per attempt can cost here."""
+    out = subprocess.run(
+        [sys.executable, "-c", _BARE_FORK, str(count)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def floor(count: int = 400) -> list[str]:
+    cores = os.cpu_count() or 1
+    rate, client, forked = asyncio.run(_attempts_floor(count, cores))
+    bare = _bare_fork_ms()
+    return [
+        f"| no-op attempts through TaskProcess + fork server, no Kafka ({cores} at once) | "
+        f"{rate:,.0f} attempts/s | CPU per attempt: executor side {client:.1f} ms, fork "
+        f"server + child {forked:.1f} ms |",
+        f"| bare fork() + _exit(0) of the warm process | {1000 * cores / bare:,.0f} forks/s "
+        f"if the {cores} cores did nothing else | {bare:.2f} ms CPU per fork (parent + child) |",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["fanout", "scaling", "all"], default="all")
+    ap.add_argument("--part", choices=["fanout", "scaling", "floor", "all"], default="all")
     ap.add_argument("--slots", type=int, default=8, help="slots per executor (fan-out)")
     ap.add_argument("--executors", type=int, default=2, help="executors for the fan-out")
-    ap.add_argument("--scaling-slots", type=int, default=2)
+    ap.add_argument(
+        "--scaling-slots", default="1,2", help="slots per replica, one series per value"
+    )
     args = ap.parse_args(argv)
     kafka = os.environ["LEDGERFLOW_KAFKA_BOOTSTRAP"]
     base_db = os.environ["LEDGERFLOW_DATABASE_URL"]
@@ -189,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("fanout", "all"):
         rows += fanout(kafka, base_db, args.slots, args.executors)
     if args.part in ("scaling", "all"):
-        rows += scaling(kafka, base_db, args.scaling_slots)
+        for slots in (int(v) for v in args.scaling_slots.split(",")):
+            rows += scaling(kafka, base_db, slots)
+    if args.part in ("floor", "all"):
+        rows += floor()
     print()
     print("| executor benchmark | throughput | note |")
     print("|---|---:|---|")

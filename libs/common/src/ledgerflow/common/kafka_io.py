@@ -261,13 +261,16 @@ class EventProducer:
         *,
         key: str | None = None,
         traceparent: str | None = None,
+        partition: int | None = None,
     ) -> asyncio.Future[Any]:
-        """Enqueue a message now; await the returned future for the broker's ack."""
+        """Enqueue a message now; await the returned future for the broker's ack.
+        ``partition``: an explicit partition (default: the key's hash)."""
         fut: asyncio.Future[Any] = await self.raw.send(
             topic,
             value=encode(envelope),
             key=(key if key is not None else envelope.aggregate_key).encode(),
             headers=_headers(envelope, traceparent),
+            partition=partition,
         )
         return fut
 

@@ -77,7 +77,7 @@ from ledgerflow.scheduler.tracing import (
     untraced_from,
 )
 from ledgerflow.scheduler.watchers import WatcherRuntime
-from ledgerflow.scheduler.work_ledger import WorkLedger, partition_for
+from ledgerflow.scheduler.work_ledger import WorkLedger, partition_for, work_partition
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,19 @@ class Scheduler:
         if self.assets is not None:
             env = self.assets.enrich(env, self.states, self.catalog)
         key = attempt_key(w.dag_id, w.run_id, w.task_id, w.map_index, w.try_number)
-        futures.append(await self.producer.send_soon(self.topics.work(w.queue), env, key=key))
+        partition = await self._work_partition(w)
+        futures.append(
+            await self.producer.send_soon(
+                self.topics.work(w.queue), env, key=key, partition=partition
+            )
+        )
+
+    async def _work_partition(self, w: RunTaskAttempt) -> int:
+        """The partition of ``w``'s work item, over the partitions its queue's topic has
+        (the broker's metadata, cached by the producer; a topic made elsewhere may
+        have another count than ``work_partitions``)."""
+        count = len(await self.producer.raw.partitions_for(self.topics.work(w.queue)))
+        return work_partition(w.dag_id, w.run_id, w.task_id, w.map_index, w.try_number, count)
 
     # ------------------------------------------------------------------ recovery
     async def recover(self, partitions: list[int]) -> dict[int, int]:
@@ -364,8 +376,7 @@ class Scheduler:
             w = env.data
             assert isinstance(w, RunTaskAttempt)
             await self._ensure_queue(w.queue)
-            key = attempt_key(w.dag_id, w.run_id, w.task_id, w.map_index, w.try_number)
-            where = (self.topics.work(w.queue), partition_for(key, self.settings.work_partitions))
+            where = (self.topics.work(w.queue), await self._work_partition(w))
             run = self.states[w.dag_id].runs.get(w.run_id)
             t = run.queued_at if run else env.time
             since[where] = min(since.get(where, t), t)

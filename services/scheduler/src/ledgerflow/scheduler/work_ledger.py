@@ -4,6 +4,9 @@ Used only while recovering a partition, never on the hot path. A work item's par
 follows from its key (murmur2, as every Kafka client computes it), and its send time is
 close to the ``queued_when`` the log recorded, so the lookup reads a short stretch of one
 partition from ``offsets_for_times``.
+
+Which partition a work item goes to is :func:`work_partition` (ADR 0002): the sender and
+this lookup must agree.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-unt
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from ledgerflow.common.kafka_io import consumer_config
 from ledgerflow.common.settings import Settings
+from ledgerflow.common.topics import attempt_key
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +28,24 @@ CLOCK_SKEW = timedelta(seconds=60)
 def partition_for(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for ``key``."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def work_partition(
+    dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int, partitions: int
+) -> int:
+    """The work topic partition of an attempt (ADR 0002, "work items").
+
+    The instances of a mapped task go round-robin over the partitions, from a start
+    hashed from (DAG, run, task), so a 1,000-wide map gives every partition (and so
+    every executor of the queue) the same share instead of a hash's uneven one; a
+    retry moves one partition on. Other attempts hash their key, as Kafka's default
+    partitioner would."""
+    if map_index < 0:
+        return partition_for(
+            attempt_key(dag_id, run_id, task_id, map_index, try_number), partitions
+        )
+    start = partition_for(f"{dag_id}/{run_id}/{task_id}", partitions)
+    return (start + map_index + try_number - 1) % partitions
 
 
 class WorkLedger:
