@@ -252,8 +252,11 @@ class WatcherRuntime:
         if not fresh:
             return
         ms = int(since.timestamp() * 1000)
-        found = await consumer.offsets_for_times(dict.fromkeys(fresh, ms))
+        # The ends first: a partition with no message at or after ``since`` yet is read
+        # from where it ended before the time lookup, so a message appended between the
+        # two lookups is read, not skipped.
         ends = await consumer.end_offsets(fresh)
+        found = await consumer.offsets_for_times(dict.fromkeys(fresh, ms))
         for tp in fresh:
             hit = found.get(tp)
             consumer.seek(tp, hit.offset if hit is not None else ends[tp])
