@@ -97,6 +97,7 @@ OPTIONAL: dict[str, str] = {
     "LEDGERFLOW_GIT_VERSION": "api: git_version in /api/v2/version; null when the build sets none",
     "LEDGERFLOW_EXECUTOR_START": "'fork' (a warm fork server); 'spawn' is the fallback",
     "LEDGERFLOW_EXECUTOR_PRELOAD": "modules the executor's fork server imports; none",
+    "LEDGERFLOW_EXECUTOR_WARM_DAGS": "true: one zygote per DAG file forks its attempts",
     "LEDGERFLOW_EXECUTOR_MEMORY_LIMIT_MB": "no per-attempt limit; the container's limit holds",
 }
 

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated modules the fork server imports once (e.g. 'pandas').",
     )
+    executor_warm_dags: bool = Field(
+        default=True,
+        description=(
+            "Load each DAG file once per executor in a zygote that forks its attempts "
+            "(ADR 0017); off: every attempt loads its DAG file itself."
+        ),
+    )
     executor_memory_limit_mb: int | None = Field(
         default=None, ge=16, description="Address-space limit (RLIMIT_AS) of each attempt."
     )

@@ -110,6 +110,50 @@ def execute_request(request: dict[str, Any]) -> dict[str, Any]:
         attempt.cleanup()
 
 
+def write_dag_files(folder: str, request: dict[str, Any]) -> str:
+    """Write the request's DAG file and extra files (relative paths kept) into
+    ``folder``; return the DAG file's path. BadRequest for a malformed request."""
+    extra_files = request.get("extra_files") or {}
+    if not isinstance(extra_files, dict):
+        raise _OutcomeError(
+            "bad runner request: extra_files must be {relpath: text}",
+            "BadRequest",
+            retryable=False,
+        )
+    checked = {_safe_relpath(str(rel)): text for rel, text in extra_files.items()}
+    for rel, text in checked.items():
+        path = os.path.join(folder, *rel.split("/"))
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(str(text))
+    dag_path = os.path.join(folder, os.path.basename(str(request.get("filename") or "dag.py")))
+    with open(dag_path, "w", encoding="utf-8") as f:
+        f.write(request["source"])
+    return dag_path
+
+
+def load_dag_file(source: str, dag_path: str) -> list[Any]:
+    """Run the DAG file; a file that fails to load is the attempt's DagFileError."""
+    from ledgerflow.sdk.loader import DagFileError, load_dags
+
+    try:
+        dags: list[Any] = load_dags(source, dag_path, validate=False)
+    except DagFileError as e:
+        raise _OutcomeError(
+            f"DAG file failed to load: {e}", "DagFileError", retryable=e.kind == "import"
+        ) from None
+    return dags
+
+
+def _dag_named(dags: dict[str, Any], dag_id: str, filename: str) -> Any:
+    dag = dags.get(dag_id)
+    if dag is None:
+        raise _OutcomeError(
+            f"DAG {dag_id!r} not found in {filename}", "DagNotFound", retryable=False
+        )
+    return dag
+
+
 def _safe_relpath(relpath: str) -> str:
     """``relpath`` if it stays inside the folder it is relative to; else BadRequest."""
     parts = relpath.replace("\\", "/").split("/")
@@ -240,39 +284,20 @@ class _Attempt:
     def load_dag(self, dag_id: str) -> Any:
         """Write the DAG file and its extra files into a private folder (relative paths
         kept) and load the DAG from there, so that template files, ``__file__`` and
-        sibling modules resolve as they did next to the DAG file."""
-        from ledgerflow.sdk.loader import DagFileError, load_dags, module_name_for
+        sibling modules resolve as they did next to the DAG file. In a child of a warm
+        zygote (ADR 0017) the file was loaded once already, from this very request's
+        file, variables and connections: that load is used."""
+        from ledgerflow.sdk import warm
+        from ledgerflow.sdk.loader import module_name_for
 
-        extra_files = self.request.get("extra_files") or {}
-        if not isinstance(extra_files, dict):
-            raise _OutcomeError(
-                "bad runner request: extra_files must be {relpath: text}",
-                "BadRequest",
-                retryable=False,
-            )
-        checked = {_safe_relpath(str(rel)): text for rel, text in extra_files.items()}
+        preloaded = warm.preloaded(self.request)
+        if preloaded is not None:
+            return _dag_named(preloaded.dags, dag_id, self.filename)
         self.folder = make_private_dir()
-        for rel, text in checked.items():
-            path = os.path.join(self.folder, *rel.split("/"))
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(str(text))
-        self.dag_path = os.path.join(self.folder, os.path.basename(self.filename))
-        with open(self.dag_path, "w", encoding="utf-8") as f:
-            f.write(self.request["source"])
+        self.dag_path = write_dag_files(self.folder, self.request)
         self.module_name = module_name_for(self.dag_path)
-        try:
-            dags = load_dags(self.request["source"], self.dag_path, validate=False)
-        except DagFileError as e:
-            raise _OutcomeError(
-                f"DAG file failed to load: {e}", "DagFileError", retryable=e.kind == "import"
-            ) from None
-        dag = next((d for d in dags if d.dag_id == dag_id), None)
-        if dag is None:
-            raise _OutcomeError(
-                f"DAG {dag_id!r} not found in {self.filename}", "DagNotFound", retryable=False
-            )
-        return dag
+        dags = load_dag_file(self.request["source"], self.dag_path)
+        return _dag_named({d.dag_id: d for d in dags}, dag_id, self.filename)
 
     # -- the task -------------------------------------------------------------------------
     def run_task(self, context: dict[str, Any]) -> tuple[dict[str, Any], BaseException | None]:

@@ -79,6 +79,7 @@ class AttemptContext:
     config: ConfigCache | None = None
     # Warm process attempts are forked from (ADR 0008); None: a fresh interpreter each.
     fork_server: ForkServer | None = None
+    warm_dags: bool = False  # ADR 0017: attempts of one DAG file fork from its zygote
     memory_limit_bytes: int | None = None
     # Where tasks reach the API and the key their tokens are signed with (None: no token).
     task_api: TaskApiAccess | None = None
@@ -453,6 +454,7 @@ async def run_attempt(
         fork_server=ctx.fork_server,
         memory_limit_bytes=ctx.memory_limit_bytes,
         gate=gate,
+        warm=ctx.warm_dags,
     )
     start_date = ctx.clock()
     try:

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from ledgerflow.common.events import AssetEventReport
 from ledgerflow.executor.forkserver import ForkedProcess, ForkServer, ForkServerError
+from ledgerflow.sdk.warm import load_fields, warm_key
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ SECRET_ENV_VARS = frozenset(
 _SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "CREDENTIAL")
 
 READ_SIZE = 64 * 1024
+# Requests larger than this (a big DAG file or extra files) are never sent to a zygote.
+WARM_MAX_REQUEST_BYTES = 512 * 1024
 MAX_PARTIAL_LINE = 64 * 1024
 TERM_GRACE_S = 3.0  # SIGTERM first, SIGKILL after this long
 DRAIN_GRACE_S = 2.0  # after the child exits, how long its pipes may stay open
@@ -223,8 +226,14 @@ class TaskProcess:
         fork_server: ForkServer | None = None,
         memory_limit_bytes: int | None = None,
         gate: asyncio.Future[None] | None = None,
+        warm: bool = False,
     ) -> None:
         self._payload = json.dumps(payload).encode()
+        # The DAG file's zygote (ADR 0017), for a file small enough to travel in the
+        # fork server's request header.
+        self._warm: dict[str, Any] | None = None
+        if warm and fork_server is not None and len(self._payload) <= WARM_MAX_REQUEST_BYTES:
+            self._warm = {"key": warm_key(dict(payload)), "load": load_fields(dict(payload))}
         # The request is written to the child only once ``gate`` is done (None: at once).
         self._gate = gate
         self._on_line = on_line
@@ -267,6 +276,7 @@ class TaskProcess:
                     rlimit_as=self._memory_limit,
                     cwd=self._tmpdir,
                     read_limit=READ_SIZE * 2,
+                    warm=self._warm,
                 )
             except ForkServerError as e:
                 log.warning("fork server unavailable (%s); starting a fresh interpreter", e)

@@ -24,6 +24,10 @@ Wire protocol (one Unix-socket connection per attempt):
 3. server → client: 4 bytes, the child's return code when it ends (as
    ``subprocess``: negative for a signal), then the server closes the connection.
 
+Attempts whose request carries a ``warm`` key are forked from the zygote of their DAG
+file when one is ready (ADR 0017, :mod:`ledgerflow.executor.zygote`); the protocol seen
+by the client is the same.
+
 The server exits when its stdin reaches end of file (the executor is gone), killing
 every child it still has: an attempt whose executor died is retried elsewhere after
 the heartbeat timeout, and must not keep running.
@@ -45,6 +49,8 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from ledgerflow.executor.zygote import Zygote, ZygotePool
 
 _INT = struct.Struct("!i")
 _MAX_HEADER = 1 << 20
@@ -154,6 +160,10 @@ class _Server:
     sel: selectors.BaseSelector = field(default_factory=selectors.DefaultSelector)
     children: dict[int, socket.socket] = field(default_factory=dict)
     wake_r: int = -1
+    zygotes: ZygotePool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.zygotes = ZygotePool(self.sel, child=_child)
 
     def serve(self) -> None:
         wake_r, wake_w = os.pipe()
@@ -178,6 +188,8 @@ class _Server:
                     elif key.data == "stdin":
                         if not os.read(sys.stdin.fileno(), 4096):
                             return
+                    elif isinstance(key.data, Zygote):
+                        self.zygotes.on_readable(key.data)
                 self._reap()
         finally:
             self._kill_all()
@@ -196,6 +208,12 @@ class _Server:
             return
         keep = [self.listener.fileno(), self.wake_r, sys.stdin.fileno(), conn.fileno()]
         keep += [c.fileno() for c in self.children.values()]
+        if self.zygotes.route(conn, fds, header, keep):
+            for fd in fds:  # the zygote has its own copies now, and answers the client
+                os.close(fd)
+            conn.close()
+            return
+        keep += self.zygotes.fds()
         pid = os.fork()
         if pid == 0:
             _child(fds, header, keep)
@@ -208,7 +226,7 @@ class _Server:
         self.children[pid] = conn
 
     def _reap(self) -> None:
-        while self.children:
+        while True:  # attempts, and zygotes that quit or died
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
@@ -217,6 +235,7 @@ class _Server:
                 return
             conn = self.children.pop(pid, None)
             if conn is None:
+                self.zygotes.exited(pid)
                 continue
             code = os.waitstatus_to_exitcode(status)
             with contextlib.suppress(OSError):
@@ -224,6 +243,7 @@ class _Server:
             conn.close()
 
     def _kill_all(self) -> None:
+        self.zygotes.kill_all()
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
@@ -445,9 +465,13 @@ class ForkServer:
         rlimit_as: int | None = None,
         cwd: str | None = None,
         read_limit: int = 1 << 17,
+        warm: Mapping[str, Any] | None = None,
     ) -> tuple[ForkedProcess, asyncio.StreamWriter, asyncio.StreamReader]:
         """Fork one attempt. Returns the process, a writer for its stdin, and a reader
-        for its outcome descriptor. Raises :class:`ForkServerError` when it cannot."""
+        for its outcome descriptor. Raises :class:`ForkServerError` when it cannot.
+
+        ``warm``: ``{"key", "load"}`` of the attempt's DAG file (ADR 0017): the server
+        forks it from that file's zygote when one is ready, and starts one otherwise."""
         if not self.running:
             raise ForkServerError("the fork server is not running")
         loop = asyncio.get_running_loop()
@@ -456,7 +480,10 @@ class ForkServer:
         our_ends = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            header = json.dumps({"env": dict(env), "rlimit_as": rlimit_as, "cwd": cwd}).encode()
+            doc: dict[str, Any] = {"env": dict(env), "rlimit_as": rlimit_as, "cwd": cwd}
+            if warm is not None:
+                doc["warm"] = dict(warm)
+            header = json.dumps(doc).encode()
             sock.setblocking(False)
             await loop.sock_connect(sock, self._path)
             first = _INT.pack(len(header)) + header

@@ -230,6 +230,7 @@ class Executor:
             xcom_max_bytes=self.settings.xcom_max_bytes,
             config=self._config,
             fork_server=self._fork_server,
+            warm_dags=self.settings.executor_warm_dags,
             memory_limit_bytes=(
                 self.settings.executor_memory_limit_mb * 1024 * 1024
                 if self.settings.executor_memory_limit_mb
