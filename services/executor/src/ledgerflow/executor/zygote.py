@@ -14,7 +14,8 @@ tasks itself; each attempt is still its own process, started the same way
 - Nothing waits for a zygote: the first attempts of a file are forked the usual way
   while its zygote loads. A zygote whose load fails (or dies) is not tried again for
   that key; its attempts keep the usual way, which reports the load error itself.
-- At most :data:`MAX_ZYGOTES` per fork server; the least recently used one is told to
+- A load that takes longer than :data:`LOAD_TIMEOUT_S` ends the zygote (as a failed
+  load). At most :data:`MAX_ZYGOTES` per fork server; the least recently used one is told to
   quit and exits once its running attempts have ended.
 - When the fork server goes (end of file on the pair, or SIGTERM from the server's own
   shutdown), a zygote kills its attempts and exits: an attempt never outlives its
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 MAX_ZYGOTES = 4
+LOAD_TIMEOUT_S = 30
 _INT = struct.Struct("!i")
 _MAX_MESSAGE = 1 << 20
 _READY, _FAILED, _QUIT = b"R", b"F", b"Q"
@@ -221,7 +223,12 @@ def _zygote_main(
         try:
             from ledgerflow.sdk import warm
 
+            # A file whose top-level code never returns must not hold a zygote slot
+            # forever: SIGALRM's default action ends the process (Airflow's
+            # dagbag_import_timeout is 30 s too); its attempts go the usual way.
+            signal.alarm(LOAD_TIMEOUT_S)
             folder = warm.preload(load).folder
+            signal.alarm(0)
         except BaseException as e:
             with contextlib.suppress(OSError):
                 ctrl.send(_FAILED + f"{type(e).__name__}: {e}"[:1000].encode())
