@@ -13,6 +13,7 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from ledgerflow.common.gc_tuning import tune_gc
 from ledgerflow.common.telemetry import configure_tracing
 from ledgerflow.common.telemetry import shutdown as shutdown_tracing
 
@@ -30,6 +31,9 @@ def run_service(name: str, make_coroutine: ServiceFactory) -> int:
     # Traces go where the standard OTEL_* variables say; off when none is set.
     if configure_tracing(f"ledgerflow-{name}"):
         logger.info("%s: exporting traces (OTEL_* variables)", name)
+    # The service's modules are imported by now: out of the collector's sight, and no
+    # full collection pausing the hot path every few seconds (gc_tuning).
+    tune_gc()
     try:
         return asyncio.run(_run_until_signalled(name, make_coroutine))
     finally:

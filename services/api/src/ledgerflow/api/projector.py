@@ -44,6 +44,7 @@ from ledgerflow.api.projection import apply_event
 from ledgerflow.api.projection_batch import Delivered, apply_events
 from ledgerflow.api.topology import partitions_of
 from ledgerflow.common.events import SCHEMA_VERSION, Envelope, MalformedMessage
+from ledgerflow.common.gc_tuning import tune_gc
 from ledgerflow.common.kafka_io import (
     EventProducer,
     consumer_config,
@@ -498,6 +499,7 @@ async def run(settings: Settings, *, rebuild: bool = False) -> None:
     if rebuild:
         await rebuild_projection(settings)
     async with Projector(settings) as projector:
+        tune_gc()
         assert projector._producer is not None
         beating = start_beating(
             settings,
