@@ -59,9 +59,9 @@ def kafka_client_kwargs(settings: Settings) -> dict[str, Any]:
 # How long the broker holds a fetch that finds no new data (a long poll). Data that
 # arrives meanwhile answers the fetch at once (``fetch_min_bytes`` is 1), so this bounds
 # only how often an idle consumer asks again, not how soon it sees a record: a hop
-# measured the same at 5 and at 500 ms (docs/performance.md, "fetch wait"), while at
-# 5 ms every idle hot consumer sent ~200 fetch requests a second, which cost its
-# service and the broker a tenth of a core each.
+# measured the same at 5 and at 500 ms (ADR 0016; docs/performance.md, "Long-poll
+# fetches"), while at 5 ms every idle hot consumer sent ~200 fetch requests a second,
+# which cost its service and the broker about a tenth of a core each.
 HOT_FETCH_MAX_WAIT_MS = 100
 
 

@@ -1,12 +1,10 @@
 """Recovery check: was this work item already sent before the scheduler died?
 
 Used only while recovering a partition, never on the hot path. A work item's partition
-follows from its key (murmur2, as every Kafka client computes it), and its send time is
-close to the ``queued_when`` the log recorded, so the lookup reads a short stretch of one
-partition from ``offsets_for_times``.
-
-Which partition a work item goes to is :func:`work_partition` (ADR 0002): the sender and
-this lookup must agree.
+follows from the attempt (:func:`work_partition`, ADR 0002: the sender and this lookup
+use the same function), and its send time is close to the ``queued_when`` the log
+recorded, so the lookup reads a short stretch of one partition from
+``offsets_for_times``.
 """
 
 from __future__ import annotations
