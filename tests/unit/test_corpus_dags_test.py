@@ -164,7 +164,7 @@ def test_a_file_with_several_dags_needs_dag_id(capsys: pytest.CaptureFixture[str
 
 
 def test_airflow_connection_uris_and_env_vars_are_read_like_airflow() -> None:
-    from ledgerflow.cli.dags_test import (
+    from ledgerflow.cli.local_config import (
         connection_from_uri,
         connections_from_env,
         variables_from_env,

@@ -95,6 +95,27 @@ async def _warm_parent(fs: ForkServer, req: dict[str, Any], timeout: float = 20.
     raise AssertionError("no attempt came from a zygote")
 
 
+async def _sleeping_attempt_of_a_zygote(fs: ForkServer) -> tuple[int, Any]:
+    """(the zygote's pid, an attempt it forked that sleeps for a minute)."""
+    source = _source(
+        """
+        import time
+        if os.environ.get("SLEEP"):
+            time.sleep(60)
+        return {"ppid": os.getppid()}
+        """
+    )
+    req = _request(source)
+    zygote = await _warm_parent(fs, req)
+    warm = {"key": warm_key(req), "load": load_fields(req)}
+    proc, stdin, _outcome = await fs.spawn(env={**os.environ, "SLEEP": "1"}, warm=warm)
+    stdin.write(json.dumps(req).encode())
+    await stdin.drain()
+    stdin.close()
+    await asyncio.sleep(0.5)
+    return zygote, proc
+
+
 @pytest.fixture
 async def fs():
     server = ForkServer(env=dict(os.environ))
@@ -178,22 +199,7 @@ async def test_a_file_that_fails_to_load_gets_no_zygote_and_each_attempt_reports
 async def test_a_running_attempt_of_a_zygote_is_killed_by_its_process_group(
     fs: ForkServer,
 ) -> None:
-    source = _source(
-        """
-        import time
-        if os.environ.get("SLEEP"):
-            time.sleep(60)
-        return {"ppid": os.getppid()}
-        """
-    )
-    req = _request(source)
-    zygote = await _warm_parent(fs, req)
-    warm = {"key": warm_key(req), "load": load_fields(req)}
-    proc, stdin, _outcome = await fs.spawn(env={**os.environ, "SLEEP": "1"}, warm=warm)
-    stdin.write(json.dumps(req).encode())
-    await stdin.drain()
-    stdin.close()
-    await asyncio.sleep(0.5)
+    zygote, proc = await _sleeping_attempt_of_a_zygote(fs)
     assert proc.pid in _children_of(zygote)
     os.killpg(proc.pid, signal.SIGKILL)
     assert await asyncio.wait_for(proc.wait(), 10) == -signal.SIGKILL
@@ -202,22 +208,7 @@ async def test_a_running_attempt_of_a_zygote_is_killed_by_its_process_group(
 async def test_when_the_server_stops_its_zygotes_and_their_attempts_go() -> None:
     fs = ForkServer(env=dict(os.environ))
     await fs.start()
-    source = _source(
-        """
-        import time
-        if os.environ.get("SLEEP"):
-            time.sleep(60)
-        return {"ppid": os.getppid()}
-        """
-    )
-    req = _request(source)
-    zygote = await _warm_parent(fs, req)
-    warm = {"key": warm_key(req), "load": load_fields(req)}
-    proc, stdin, _outcome = await fs.spawn(env={**os.environ, "SLEEP": "1"}, warm=warm)
-    stdin.write(json.dumps(req).encode())
-    await stdin.drain()
-    stdin.close()
-    await asyncio.sleep(0.5)
+    zygote, proc = await _sleeping_attempt_of_a_zygote(fs)
     await fs.stop()
     assert await asyncio.wait_for(proc.wait(), 10) < 0
     for pid in (zygote, proc.pid):

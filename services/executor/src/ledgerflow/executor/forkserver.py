@@ -43,16 +43,16 @@ import os
 import selectors
 import signal
 import socket
-import struct
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledgerflow.executor.attempt_forks import INT as _INT
+from ledgerflow.executor.attempt_forks import fork_attempt, kill_attempts, reap_attempts
 from ledgerflow.executor.zygote import Zygote, ZygotePool
 
-_INT = struct.Struct("!i")
 _MAX_HEADER = 1 << 20
 DEFAULT_PRELOAD = (
     "ledgerflow.sdk",
@@ -214,43 +214,14 @@ class _Server:
             conn.close()
             return
         keep += self.zygotes.fds()
-        pid = os.fork()
-        if pid == 0:
-            _child(fds, header, keep)
-        for fd in fds:
-            os.close(fd)
-        try:
-            conn.sendall(_INT.pack(pid))
-        except OSError:
-            pass  # the client is gone; the child still runs and is reaped below
-        self.children[pid] = conn
+        fork_attempt(conn, fds, header, keep, self.children, _child)
 
     def _reap(self) -> None:
-        while True:  # attempts, and zygotes that quit or died
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            conn = self.children.pop(pid, None)
-            if conn is None:
-                self.zygotes.exited(pid)
-                continue
-            code = os.waitstatus_to_exitcode(status)
-            with contextlib.suppress(OSError):
-                conn.sendall(_INT.pack(code))
-            conn.close()
+        reap_attempts(self.children, on_other=self.zygotes.exited)  # zygotes that quit
 
     def _kill_all(self) -> None:
         self.zygotes.kill_all()
-        for pid in list(self.children):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-        for pid in list(self.children):
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-            self.children.pop(pid).close()
+        kill_attempts(self.children)
 
 
 _WARMUP_SOURCE = """

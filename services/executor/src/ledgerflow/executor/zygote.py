@@ -30,17 +30,17 @@ import os
 import selectors
 import signal
 import socket
-import struct
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from ledgerflow.executor.attempt_forks import ChildMain, fork_attempt, kill_attempts, reap_attempts
+
 MAX_ZYGOTES = 4
 LOAD_TIMEOUT_S = 30
-_INT = struct.Struct("!i")
 _MAX_MESSAGE = 1 << 20
 _READY, _FAILED, _QUIT = b"R", b"F", b"Q"
 
@@ -64,7 +64,7 @@ class ZygotePool:
         self,
         selector: selectors.BaseSelector,
         *,
-        child: Callable[[Sequence[int], Mapping[str, Any], Sequence[int]], None],
+        child: ChildMain,
         limit: int = MAX_ZYGOTES,
     ) -> None:
         self._sel = selector
@@ -193,7 +193,7 @@ class ZygotePool:
 
 # --------------------------------------------------------------------------- zygote side
 def _zygote_main(
-    ctrl: socket.socket, load: dict[str, Any], close: Sequence[int], child: Any
+    ctrl: socket.socket, load: dict[str, Any], close: Sequence[int], child: ChildMain
 ) -> NoReturn:
     """In the forked zygote: load the DAG file, then fork attempts; never returns."""
     code = 0
@@ -250,7 +250,7 @@ def _zygote_main(
         os._exit(code)
 
 
-def _serve(ctrl: socket.socket, wake_r: int, stopping: Any, child: Any) -> None:
+def _serve(ctrl: socket.socket, wake_r: int, stopping: Any, child: ChildMain) -> None:
     sel = selectors.DefaultSelector()
     sel.register(ctrl, selectors.EVENT_READ, "ctrl")
     sel.register(wake_r, selectors.EVENT_READ, "wake")
@@ -270,14 +270,14 @@ def _serve(ctrl: socket.socket, wake_r: int, stopping: Any, child: Any) -> None:
                 accepting = False
                 sel.unregister(ctrl)
             elif not msg:  # the fork server is gone: so are its attempts
-                _kill(children)
+                kill_attempts(children)
                 return
             else:
                 _fork_attempt(msg, fds, ctrl, wake_r, children, child)
         if stopping():
-            _kill(children)
+            kill_attempts(children)
             return
-        _reap(children)
+        reap_attempts(children)
 
 
 def _fork_attempt(
@@ -286,52 +286,16 @@ def _fork_attempt(
     ctrl: socket.socket,
     wake_r: int,
     children: dict[int, socket.socket],
-    child: Any,
+    child: ChildMain,
 ) -> None:
-    if len(fds) != 5:
+    if len(fds) != 5:  # not what the fork server sends: answer nothing, keep nothing
         for fd in fds:
             os.close(fd)
         return
     conn = socket.socket(fileno=fds[0])
-    stdio = fds[1:]
     try:
         header = json.loads(msg)
     except ValueError:
         header = {}
     keep = [ctrl.fileno(), wake_r, conn.fileno(), *(c.fileno() for c in children.values())]
-    pid = os.fork()
-    if pid == 0:
-        child(stdio, header, keep)
-    for fd in stdio:
-        os.close(fd)
-    try:
-        conn.sendall(_INT.pack(pid))
-    except OSError:
-        pass  # the client is gone; the child still runs and is reaped
-    children[pid] = conn
-
-
-def _reap(children: dict[int, socket.socket]) -> None:
-    while children:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        conn = children.pop(pid, None)
-        if conn is None:
-            continue
-        with contextlib.suppress(OSError):
-            conn.sendall(_INT.pack(os.waitstatus_to_exitcode(status)))
-        conn.close()
-
-
-def _kill(children: dict[int, socket.socket]) -> None:
-    for pid in list(children):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-    for pid in list(children):
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-        children.pop(pid).close()
+    fork_attempt(conn, fds[1:], header, keep, children, child)
