@@ -5,7 +5,7 @@ stall the projection or cost the event (dead letter); the projection shows U+FFF
 from __future__ import annotations
 
 import pytest
-from ledgerflow.api.projector import without_nul
+from ledgerflow.api.projector_records import without_nul
 from ledgerflow.common import events as ev
 from ledgerflow.common.kafka_io import EventProducer
 from ledgerflow.common.settings import Settings

@@ -9,7 +9,8 @@ Then:
 
 1. a reference schema is built event by event with the per-event path
    (``projection.apply_event``), and its tables must equal the batched projection's:
-   batching changes round trips, not rows;
+   batching (and the dispatch function) changes round trips, not rows; every statement
+   the plans emitted is registered with the dispatch function;
 2. ``rebuild_projection`` replays the log into a new schema while the live projector
    keeps serving, then swaps; every table of the rebuilt schema must equal the original.
 
@@ -39,6 +40,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from ledgerflow.api import db, projector
 from ledgerflow.api.projection import apply_event, handler_for
+from ledgerflow.api.projection_base import unregistered_statements
 from ledgerflow.api.topology import partitions_of
 from ledgerflow.common import events as ev
 from ledgerflow.common.dagmodel import SerializedDag, SerializedTask
@@ -431,6 +433,9 @@ async def test_rebuilt_projection_equals_the_original(settings: Settings) -> Non
                 # 1. Batched projection == the per-event path.
                 await build_reference(settings, "projection_reference")
                 reference = await checksums(conn, "projection_reference")
+                # Every statement the plans emitted is in the dispatch function (none
+                # fell back to a round trip of its own).
+                assert unregistered_statements() == frozenset()
                 for table, value in reference.items():
                     if table not in PROJECTOR_TABLES:
                         assert original[table] == value, table

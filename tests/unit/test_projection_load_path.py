@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from ledgerflow.api.projection_tasks import _INSERT_LOG_CHUNK, _lines_json, _plan_log_chunk
-from ledgerflow.api.projector import _decode
+from ledgerflow.api.projector_records import decode
 from ledgerflow.common import events as ev
 
 from tests.bench.projector import DAG_ID, _prepared
@@ -54,7 +54,7 @@ def test_bench_envelopes_decode_as_the_projector_decodes_them() -> None:
     kinds = set()
     for p in prepared:
         record = SimpleNamespace(value=p.head + at + p.tail, headers=p.headers)
-        envelope = _decode(record)
+        envelope = decode(record)
         kinds.add(type(envelope.data).__name__)
         assert envelope.time.isoformat().encode() == at
         assert dict(p.headers)["ce_id"] == envelope.id.encode()

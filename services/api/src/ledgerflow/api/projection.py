@@ -14,11 +14,12 @@ whatever the interleaving of topics and however often a message is delivered:
 
 The registry maps a payload type to ``async handler(conn, envelope)``. The hot handlers
 (task instance facts, executor reports, log chunks) are :class:`PlannedHandler` objects: a
-pure *plan* (the statements one event runs, in order) plus the *key* of the rows those
-statements read and write. Called, a planned handler runs its plan statement by
-statement; the projector's batch path (:mod:`ledgerflow.api.projection_batch`) runs the
-plans of consecutive events with distinct keys together, one ``executemany`` per
-statement. Both paths run the same SQL with the same arguments, so they cannot drift.
+pure *plan*, the statements one event runs, in order, each registered with
+:func:`~ledgerflow.api.projection_base.planned_sql`. Called, a planned handler runs its plan
+statement by statement; the projector's batch path (:mod:`ledgerflow.api.projection_batch`)
+sends the plans of consecutive events, in the same order, in one round trip through the
+dispatch function (:mod:`ledgerflow.api.projection_dispatch`). Both paths run the same SQL
+with the same arguments, so they cannot drift.
 """
 
 from __future__ import annotations
@@ -27,14 +28,12 @@ from typing import Any
 
 import asyncpg
 from ledgerflow.api import projection_task_model as task_model
-from ledgerflow.api.projection_base import Handler, PlannedHandler, Statement, ti_row_key
+from ledgerflow.api.projection_base import Handler, PlannedHandler, Statement, planned_sql
 from ledgerflow.api.projection_config import CONFIG_HANDLERS
 from ledgerflow.api.projection_tasks import _TI_NOT_RUN, TASK_HANDLERS, UNSTORED
 from ledgerflow.common import events as ev
 
 __all__ = ["Handler", "PlannedHandler", "Statement", "UNSTORED", "apply_event", "handler_for"]
-
-_ti_row_key = ti_row_key
 
 
 _INSERT_EVENT = """
@@ -144,7 +143,9 @@ ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET
     max_tries = COALESCE(ti.max_tries, EXCLUDED.max_tries)
 """
 _ENSURE_TIS_FOR_VERSION = _ENSURE_TASK_INSTANCES.format(where="r.version_id = $1")
-_ENSURE_TIS_FOR_RUN = _ENSURE_TASK_INSTANCES.format(where="r.dag_id = $1 AND r.run_id = $2")
+_ENSURE_TIS_FOR_RUN = planned_sql(
+    _ENSURE_TASK_INSTANCES.format(where="r.dag_id = $1 AND r.run_id = $2")
+)
 
 
 async def _dag_version_published(conn: asyncpg.Connection, env: ev.Envelope) -> None:
@@ -197,7 +198,7 @@ async def _dag_pause_changed(conn: asyncpg.Connection, env: ev.Envelope) -> None
 
 # --------------------------------------------------------------------------- DAG runs
 
-_UPSERT_RUN_QUEUED = """
+_UPSERT_RUN_QUEUED = planned_sql("""
 INSERT INTO dag_runs AS r (dag_id, run_id, state, run_type, conf, logical_date, queued_at,
                            version_id, triggered_by, note, updated_at,
                            data_interval_start, data_interval_end, run_after)
@@ -209,7 +210,7 @@ ON CONFLICT (dag_id, run_id) DO UPDATE SET
     note = EXCLUDED.note, start_date = NULL, end_date = NULL, failure_reason = NULL,
     updated_at = EXCLUDED.updated_at, data_interval_start = EXCLUDED.data_interval_start,
     data_interval_end = EXCLUDED.data_interval_end, run_after = EXCLUDED.run_after
-"""
+""")
 
 
 def _plan_dag_run_queued(env: ev.Envelope) -> list[Statement]:
@@ -237,28 +238,17 @@ def _plan_dag_run_queued(env: ev.Envelope) -> list[Statement]:
     ]
 
 
-def _run_key(env: ev.Envelope) -> tuple[Any, ...]:
-    """A queued run writes its row and creates its task instances: the whole run. (It
-    reads the DAG version and ``task_map``, which only unplanned handlers write.)"""
-    return ("run", env.data.dag_id, env.data.run_id)
+_dag_run_queued = PlannedHandler(_plan_dag_run_queued)
 
-
-def _run_row_key(env: ev.Envelope) -> tuple[Any, ...]:
-    """Run state facts touch only the run's ``dag_runs`` row."""
-    return ("run", env.data.dag_id, env.data.run_id, "row")
-
-
-_dag_run_queued = PlannedHandler(_plan_dag_run_queued, _run_key)
-
-_RUN_STARTED = (
+_RUN_STARTED = planned_sql(
     "UPDATE dag_runs SET state = 'running', start_date = $3, updated_at = $4"
     " WHERE dag_id = $1 AND run_id = $2"
 )
-_RUN_SUCCEEDED = (
+_RUN_SUCCEEDED = planned_sql(
     "UPDATE dag_runs SET state = 'success', end_date = $3, updated_at = $4"
     " WHERE dag_id = $1 AND run_id = $2"
 )
-_RUN_FAILED = (
+_RUN_FAILED = planned_sql(
     "UPDATE dag_runs SET state = 'failed', end_date = $3, failure_reason = $4,"
     " updated_at = $5 WHERE dag_id = $1 AND run_id = $2"
 )
@@ -279,9 +269,9 @@ def _plan_dag_run_failed(env: ev.Envelope) -> list[Statement]:
     return [(_RUN_FAILED, (p.dag_id, p.run_id, p.end_date, p.reason, env.time))]
 
 
-_dag_run_started = PlannedHandler(_plan_dag_run_started, _run_row_key)
-_dag_run_succeeded = PlannedHandler(_plan_dag_run_succeeded, _run_row_key)
-_dag_run_failed = PlannedHandler(_plan_dag_run_failed, _run_row_key)
+_dag_run_started = PlannedHandler(_plan_dag_run_started)
+_dag_run_succeeded = PlannedHandler(_plan_dag_run_succeeded)
+_dag_run_failed = PlannedHandler(_plan_dag_run_failed)
 
 
 async def _ti_map_expanded(conn: asyncpg.Connection, env: ev.Envelope) -> None:
@@ -351,5 +341,5 @@ _HANDLERS[ev.DagDeleted] = without_asset_refs(_HANDLERS[ev.DagDeleted])
 _queued = _HANDLERS[ev.DagRunQueued]
 assert isinstance(_queued, PlannedHandler)
 _HANDLERS[ev.DagRunQueued] = PlannedHandler(
-    lambda env, plan=_queued.plan: [*plan(env), *created_runs_plan(env)], _queued.key
+    lambda env, plan=_queued.plan: [*plan(env), *created_runs_plan(env)]
 )

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+from ledgerflow.api.projection_base import planned_sql
 from ledgerflow.common import events as ev
 from ledgerflow.common.dagmodel import AssetCondition, AssetRef, SerializedDag
 
@@ -180,16 +181,17 @@ def without_asset_refs(original: Handler) -> Handler:
     return handler
 
 
+_LINK_CREATED_RUN = planned_sql(
+    "INSERT INTO asset_event_dag_runs (event_id, dag_id, run_id) VALUES ($1, $2, $3)"
+    " ON CONFLICT DO NOTHING"
+)
+
+
 def created_runs_plan(env: ev.Envelope) -> list[tuple[str, tuple[Any, ...]]]:
-    """Statements linking an asset-triggered run to its triggering events (they commute
-    with everything: nothing else writes that table)."""
+    """Statements linking an asset-triggered run to its triggering events."""
     p: ev.DagRunQueued = env.data
     return [
-        (
-            "INSERT INTO asset_event_dag_runs (event_id, dag_id, run_id) VALUES ($1, $2, $3)"
-            " ON CONFLICT DO NOTHING",
-            (str(e["id"]), p.dag_id, p.run_id),
-        )
+        (_LINK_CREATED_RUN, (str(e["id"]), p.dag_id, p.run_id))
         for e in p.triggering_asset_events
         if isinstance(e, dict) and e.get("id")
     ]

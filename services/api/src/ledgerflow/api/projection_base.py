@@ -15,27 +15,47 @@ Statement = tuple[str, tuple[Any, ...]]
 """One SQL statement and its arguments."""
 
 
+_PLANNED: dict[str, None] = {}  # every statement a plan may emit, in registration order
+_UNREGISTERED: set[str] = set()
+
+
+def planned_sql(sql: str) -> str:
+    """Register ``sql`` as a statement that plans emit, and return it unchanged.
+
+    Registered statements are what the projector's dispatch function holds
+    (:mod:`ledgerflow.api.projection_dispatch`): the batch path sends them all in one
+    round trip. A plan that emits an unregistered statement still works, one round trip
+    for that statement, and :func:`unregistered_statements` names it (a test checks that
+    the realistic workload's plans emit none)."""
+    _PLANNED.setdefault(sql, None)
+    return sql
+
+
+def registered_statements() -> tuple[str, ...]:
+    return tuple(_PLANNED)
+
+
+def unregistered_statements() -> frozenset[str]:
+    """Statements that plans emitted in this process without being registered."""
+    return frozenset(_UNREGISTERED)
+
+
+def note_unregistered(sql: str) -> None:
+    if sql not in _PLANNED:
+        _UNREGISTERED.add(sql)
+
+
 @dataclass(frozen=True)
 class PlannedHandler:
-    """A handler given as a plan (see the module docstring).
-
-    ``plan(envelope)`` returns the statements in order; ``key(envelope)`` is a tuple
-    naming every row they touch, read or written, as a path: a key covers the keys it
-    is a prefix of (``("run", dag, run)`` covers ``("run", dag, run, "ti", task, -1)``).
-    Two events whose keys do not cover one another must commute: running one's
-    statements before, after or between the other's gives the same rows. Register it
-    like any handler: calling it runs the plan in order.
-    """
+    """A handler given as a plan: ``plan(envelope)`` returns the statements the event
+    runs, in order, each registered with :func:`planned_sql`. Register it like any
+    handler: calling it runs the plan statement by statement (the per-event path); the
+    batch path sends the plans of consecutive planned events, in delivery order, in one
+    round trip."""
 
     plan: Callable[[ev.Envelope], Sequence[Statement]]
-    key: Callable[[ev.Envelope], tuple[Any, ...]]
 
     async def __call__(self, conn: asyncpg.Connection, env: ev.Envelope) -> None:
         for sql, args in self.plan(env):
+            note_unregistered(sql)
             await conn.execute(sql, *args)
-
-
-def ti_row_key(env: ev.Envelope) -> tuple[Any, ...]:
-    """Task instance facts touch the task instance, its attempts, XComs and reschedules."""
-    p = env.data
-    return ("run", p.dag_id, p.run_id, "ti", p.task_id, p.map_index)

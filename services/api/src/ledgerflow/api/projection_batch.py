@@ -2,30 +2,33 @@
 
 :func:`apply_events` is the projector's fast path. It does in one transaction (the
 caller's) what :func:`ledgerflow.api.projection.apply_event` does for each event in
-turn, and gives the same rows:
+turn, in the same order, and gives the same rows:
 
 1. the raw envelopes go into ``events`` with one ``INSERT ... SELECT FROM unnest(...)
    ON CONFLICT DO NOTHING RETURNING event_id``: the ids it returns are the new events
    (a repeated id, in the batch or from before, is a duplicate and is not handled again);
-2. the new events are handled in delivery order, except that consecutive events whose
-   handlers are :class:`~ledgerflow.api.projection.PlannedHandler` objects form a
-   *segment* that is reordered where that cannot matter: events whose keys do not
-   cover one another touch disjoint rows and commute, so only conflicting events keep
-   their order (see :class:`_Segment`) and statements of the same SQL run together in
-   one ``executemany``. Any other handler (the registry's plain ``async handler(conn,
-   env)``) closes the segment and runs alone, in order.
+2. the new events are handled in delivery order. The statements of consecutive planned
+   events (:class:`~ledgerflow.api.projection.PlannedHandler`) go to Postgres together,
+   as the rows of one ``executemany`` of the dispatch function
+   (:mod:`ledgerflow.api.projection_dispatch`), which runs them in that order; any other
+   handler (the registry's plain ``async handler(conn, env)``) runs alone, in order,
+   after the rows before it have been sent.
 
-No handler reads ``events``, so storing every raw envelope first changes nothing.
+Items come :func:`prepare`\ d: their ``events`` row and plan are built beforehand, with
+no database, so the projector can do it while the previous batch is in Postgres. No
+handler reads ``events``, so storing every raw envelope first changes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from ledgerflow.api.projection import UNSTORED, PlannedHandler, Statement, handler_for
+from ledgerflow.api.projection import UNSTORED, PlannedHandler, handler_for
+from ledgerflow.api.projection_base import Statement, note_unregistered
+from ledgerflow.api.projection_dispatch import Dispatcher
 from ledgerflow.common import events as ev
 
 
@@ -64,118 +67,107 @@ def _data_json(envelope: ev.Envelope) -> str:
     return data
 
 
-async def store_raw(conn: asyncpg.Connection, items: Sequence[Delivered]) -> list[bool]:
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A delivered event with what projecting it takes that needs no database: its
+    ``events`` row and, for a planned handler, its statements. The projector prepares
+    the next batch while the current one is in Postgres."""
+
+    delivered: Delivered
+    row: tuple[Any, ...] | None
+    """Its ``events`` row; None for the :data:`~ledgerflow.api.projection.UNSTORED`
+    kinds (heartbeats), which are not stored and always count as new."""
+    plan: Sequence[Statement] | None
+    """A planned handler's statements; None: its handler runs (if it has one)."""
+
+
+def prepare(item: Delivered) -> Prepared:
+    e = item.envelope
+    row = None
+    if not isinstance(e.data, UNSTORED):
+        row = (
+            e.id,
+            item.topic,
+            item.partition,
+            item.offset,
+            e.aggregate_key,
+            e.data.type,
+            e.time,
+            e.sequence,
+            e.source,
+            e.schema_version,
+            e.correlation_id,
+            e.causation_id,
+            item.traceparent,
+            _data_json(e),
+        )
+    handler = handler_for(type(e.data))
+    plan = handler.plan(e) if isinstance(handler, PlannedHandler) else None
+    return Prepared(item, row, plan)
+
+
+async def store_raw(conn: asyncpg.Connection, items: Sequence[Prepared]) -> list[bool]:
     """Insert the raw envelopes; True for each item whose event id is new (the first
-    copy of an id repeated within ``items`` is the one stored). Events of the
-    :data:`~ledgerflow.api.projection.UNSTORED` kinds (heartbeats) are not stored and
+    copy of an id repeated within ``items`` is the one stored). Items without a row
     always count as new: their handlers are idempotent."""
     first: dict[str, int] = {}
     for i, item in enumerate(items):
-        if not isinstance(item.envelope.data, UNSTORED):
-            first.setdefault(item.envelope.id, i)
-    rows = [items[i] for i in first.values()]
-    if not rows:
-        return [isinstance(item.envelope.data, UNSTORED) for item in items]
-    columns: list[list[Any]] = [[] for _ in range(14)]
-    for item in rows:
-        e = item.envelope
-        for col, value in zip(
-            columns,
-            (
-                e.id,
-                item.topic,
-                item.partition,
-                item.offset,
-                e.aggregate_key,
-                e.data.type,
-                e.time,
-                e.sequence,
-                e.source,
-                e.schema_version,
-                e.correlation_id,
-                e.causation_id,
-                item.traceparent,
-                _data_json(e),
-            ),
-            strict=True,
-        ):
-            col.append(value)
+        if item.row is not None:
+            first.setdefault(item.delivered.envelope.id, i)
+    if not first:
+        return [item.row is None for item in items]
+    rows = [items[i].row for i in first.values()]
+    columns = [list(column) for column in zip(*rows, strict=True)]
     inserted = {r[0] for r in await conn.fetch(_INSERT_EVENTS, *columns)}
     return [
-        isinstance(item.envelope.data, UNSTORED)
-        or (first[item.envelope.id] == i and item.envelope.id in inserted)
+        item.row is None
+        or (first[item.delivered.envelope.id] == i and item.delivered.envelope.id in inserted)
         for i, item in enumerate(items)
     ]
 
 
-class _Segment:
-    """Plans of planned events between two unplanned ones, run by generations.
-
-    An event's generation is one more than the highest generation of the earlier events
-    in the segment whose keys cover its key or are covered by it (0 if none). Running
-    generation after generation keeps every pair of conflicting events in delivery order;
-    events in one generation touch disjoint rows, so each generation runs layer by layer
-    (every plan's first statement, grouped by SQL into one ``executemany``, then every
-    second statement, ...), which keeps each event's own statements in order.
-    """
-
-    def __init__(self) -> None:
-        self.generations: list[list[Sequence[Statement]]] = []
-        self._exact: dict[tuple[Any, ...], int] = {}  # highest generation with this key
-        self._under: dict[tuple[Any, ...], int] = {}  # ... with a key this prefixes
-        self.size = 0
-
-    def add(self, key: tuple[Any, ...], plan: Sequence[Statement]) -> None:
-        g = self._under.get(key, -1)
-        for i in range(1, len(key)):
-            g = max(g, self._exact.get(key[:i], -1))
-        g += 1
-        if g == len(self.generations):
-            self.generations.append([])
-        self.generations[g].append(plan)
-        self._exact[key] = max(self._exact.get(key, -1), g)
-        for i in range(1, len(key) + 1):
-            prefix = key[:i]
-            self._under[prefix] = max(self._under.get(prefix, -1), g)
-        self.size += 1
-
-    async def flush(self, conn: asyncpg.Connection) -> int:
-        """Run the plans; returns the number of round trips (``executemany`` calls)."""
-        generations = self.generations
-        self.__init__()  # type: ignore[misc]
-        calls = 0
-        for plans in generations:
-            depth = max(len(p) for p in plans)
-            for layer in range(depth):
-                groups: dict[str, list[tuple[Any, ...]]] = {}
-                for plan in plans:
-                    if layer < len(plan):
-                        sql, args = plan[layer]
-                        groups.setdefault(sql, []).append(args)
-                for sql, rows in groups.items():
-                    await conn.executemany(sql, rows)
-                    calls += 1
-        return calls
-
-
-async def apply_events(conn: asyncpg.Connection, items: Sequence[Delivered]) -> list[bool]:
+async def apply_events(
+    conn: asyncpg.Connection,
+    items: Sequence[Prepared],
+    dispatcher: Dispatcher | None,
+    *,
+    finish: Callable[[list[bool]], Statement] | None = None,
+) -> list[bool]:
     """Project ``items`` (in delivery order) in the caller's transaction. Returns, per
-    item, whether it was new (False: its event id was already projected)."""
+    item, whether it was new (False: its event id was already projected).
+
+    ``finish(new)`` gives a last statement (the projector's offsets), sent with the last
+    planned statements when the dispatcher knows it. Without a dispatcher every handler
+    runs on its own, statement by statement."""
     new = await store_raw(conn, items)
-    segment = _Segment()
+    pending: list[list[Any]] = []  # dispatcher rows not yet sent
+
+    async def send(sql: str, args: Sequence[Any]) -> None:
+        row = dispatcher.row(sql, args) if dispatcher is not None else None
+        if row is not None:
+            pending.append(row)
+            return
+        note_unregistered(sql)
+        if dispatcher is not None:
+            await dispatcher.run(conn, pending)
+        await conn.execute(sql, *args)
+
     for item, is_new in zip(items, new, strict=True):
         if not is_new:
             continue
-        envelope = item.envelope
+        if item.plan is not None:
+            for sql, args in item.plan:
+                await send(sql, args)
+            continue
+        envelope = item.delivered.envelope
         handler = handler_for(type(envelope.data))
         if handler is None:
             continue
-        if isinstance(handler, PlannedHandler):
-            segment.add(handler.key(envelope), handler.plan(envelope))
-            continue
-        if segment.size:
-            await segment.flush(conn)
+        if dispatcher is not None:
+            await dispatcher.run(conn, pending)
         await handler(conn, envelope)
-    if segment.size:
-        await segment.flush(conn)
+    if finish is not None:
+        await send(*finish(new))
+    if dispatcher is not None:
+        await dispatcher.run(conn, pending)
     return new

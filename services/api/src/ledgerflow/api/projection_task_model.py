@@ -4,9 +4,9 @@ mapped-task expansions (tables of migration ``0003_task_model``).
 These are plan steps the handlers in :mod:`ledgerflow.api.projection` append after
 the statements that move the task instance's state, so the same rules hold: values
 come from the events, and a report of an older try than the task instance's changes
-nothing. Each returns ``(sql, args)`` statements touching only the event's task
-instance (its row, attempts, XComs, reschedules), so planned events with different task
-instances commute (see ``PlannedHandler``); the map expansion is a plain coroutine.
+nothing. Each returns ``(sql, args)`` statements (registered with ``planned_sql``)
+touching only the event's task instance (its row, attempts, XComs, reschedules); the map
+expansion is a plain coroutine.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+from ledgerflow.api.projection_base import planned_sql
 from ledgerflow.common import events as ev
 
 _TI_WHERE = "dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4"
@@ -34,14 +35,14 @@ _IS_CURRENT_TRY = (
 
 # --------------------------------------------------------------------------- XComs
 
-_DELETE_XCOMS = f"DELETE FROM xcom WHERE {_TI_WHERE} AND {_IS_CURRENT_TRY}"
-_INSERT_XCOM = f"""
+_DELETE_XCOMS = planned_sql(f"DELETE FROM xcom WHERE {_TI_WHERE} AND {_IS_CURRENT_TRY}")
+_INSERT_XCOM = planned_sql(f"""
 INSERT INTO xcom (dag_id, run_id, task_id, map_index, key, value, timestamp)
 SELECT $1::text, $2::text, $3::text, $4::integer, $6::text, $7::jsonb, $8::timestamptz
 WHERE {_IS_CURRENT_TRY}
 ON CONFLICT (dag_id, run_id, task_id, map_index, key) DO UPDATE
 SET value = EXCLUDED.value, timestamp = EXCLUDED.timestamp
-"""
+""")
 
 
 def plan_xcoms(p: ev.TaskAttemptSucceeded) -> list[Statement]:
@@ -60,7 +61,9 @@ def plan_xcoms(p: ev.TaskAttemptSucceeded) -> list[Statement]:
 
 # Rendered template fields are set by the finishing upsert itself (``_TI_FINISHED``).
 
-_SET_REASON = f"UPDATE task_attempts SET reason = $6 WHERE {_TI_WHERE} AND try_number = $5"
+_SET_REASON = planned_sql(
+    f"UPDATE task_attempts SET reason = $6 WHERE {_TI_WHERE} AND try_number = $5"
+)
 
 
 def plan_skip_reason(p: ev.TaskAttemptSkipped) -> list[Statement]:
@@ -71,7 +74,7 @@ def plan_skip_reason(p: ev.TaskAttemptSkipped) -> list[Statement]:
 
 # --------------------------------------------------------------------------- reschedules
 
-_INSERT_RESCHEDULE = """
+_INSERT_RESCHEDULE = planned_sql("""
 INSERT INTO task_reschedule (dag_id, run_id, task_id, map_index, try_number, start_date,
                              end_date, duration, reschedule_date)
 SELECT k.dag_id, k.run_id, k.task_id, k.map_index, k.try_number, a.start_date, k.end_date,
@@ -81,7 +84,7 @@ FROM (SELECT $1::text AS dag_id, $2::text AS run_id, $3::text AS task_id,
              $6::timestamptz AS end_date, $7::timestamptz AS reschedule_date) AS k
 LEFT JOIN task_attempts a USING (dag_id, run_id, task_id, map_index, try_number)
 ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING
-"""
+""")
 
 
 def plan_reschedule(p: ev.TaskAttemptRescheduled) -> list[Statement]:

@@ -9,12 +9,10 @@ from typing import Any
 
 import asyncpg
 from ledgerflow.api import projection_task_model as task_model
-from ledgerflow.api.projection_base import PlannedHandler, Statement, ti_row_key
+from ledgerflow.api.projection_base import PlannedHandler, Statement, planned_sql
 from ledgerflow.common import events as ev
 from pydantic import TypeAdapter
 from pydantic_core import PydanticSerializationError
-
-_ti_row_key = ti_row_key
 
 # --------------------------------------------------------------------------- task instances
 # In the upserts below, ``ti`` is the stored row and EXCLUDED the incoming values. Rows
@@ -48,7 +46,7 @@ _RESET_FOR_NEW_TRY = ", ".join(
     )
 )
 
-_TI_QUEUED = f"""
+_TI_QUEUED = planned_sql(f"""
 INSERT INTO task_instances AS ti ({_TI_KEY}, state, try_number, queued_when, queue, pool,
                                   priority_weight)
 VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9)
@@ -59,15 +57,15 @@ ON CONFLICT ({_TI_KEY}) DO UPDATE SET
     priority_weight = EXCLUDED.priority_weight,
     {_RESET_FOR_NEW_TRY}
 WHERE EXCLUDED.try_number >= ti.try_number
-"""
+""")
 
-_ATTEMPT_QUEUED = f"""
+_ATTEMPT_QUEUED = planned_sql(f"""
 INSERT INTO task_attempts AS a ({_ATTEMPT_KEY}, state, queued_when)
 VALUES ($1, $2, $3, $4, $5, 'queued', $6)
 ON CONFLICT ({_ATTEMPT_KEY}) DO UPDATE SET
     state = CASE WHEN ti_state_rank(a.state) <= 1 THEN 'queued' ELSE a.state END,
     queued_when = EXCLUDED.queued_when
-"""
+""")
 
 
 def _plan_ti_queued(env: ev.Envelope) -> list[Statement]:
@@ -79,10 +77,10 @@ def _plan_ti_queued(env: ev.Envelope) -> list[Statement]:
     ]
 
 
-_ti_queued = PlannedHandler(_plan_ti_queued, _ti_row_key)
+_ti_queued = PlannedHandler(_plan_ti_queued)
 
 
-_TI_STARTED = f"""
+_TI_STARTED = planned_sql(f"""
 INSERT INTO task_instances AS ti ({_TI_KEY}, state, try_number, start_date, hostname,
                                   executor_id, pid)
 VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9)
@@ -97,9 +95,9 @@ ON CONFLICT ({_TI_KEY}) DO UPDATE SET
     return_value = CASE WHEN {_NEW_TRY} THEN NULL ELSE ti.return_value END,
     next_retry_at = CASE WHEN {_NEW_TRY} THEN NULL ELSE ti.next_retry_at END
 WHERE EXCLUDED.try_number >= ti.try_number
-"""
+""")
 
-_ATTEMPT_STARTED = f"""
+_ATTEMPT_STARTED = planned_sql(f"""
 INSERT INTO task_attempts AS a ({_ATTEMPT_KEY}, state, start_date, hostname, executor_id, pid)
 VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $8, $9)
 ON CONFLICT ({_ATTEMPT_KEY}) DO UPDATE SET
@@ -108,7 +106,7 @@ ON CONFLICT ({_ATTEMPT_KEY}) DO UPDATE SET
     executor_id = EXCLUDED.executor_id, pid = EXCLUDED.pid,
     duration = CASE WHEN a.end_date IS NULL THEN NULL
                     ELSE extract(epoch FROM a.end_date - EXCLUDED.start_date)::float8 END
-"""
+""")
 
 
 def _plan_attempt_started(env: ev.Envelope) -> list[Statement]:
@@ -127,7 +125,7 @@ def _plan_attempt_started(env: ev.Envelope) -> list[Statement]:
     return [(_TI_STARTED, args), (_ATTEMPT_STARTED, args)]
 
 
-_attempt_started = PlannedHandler(_plan_attempt_started, _ti_row_key)
+_attempt_started = PlannedHandler(_plan_attempt_started)
 
 
 # A finished attempt: $5 try, $6 state ('success' or NULL for a failure, whose task
@@ -135,7 +133,7 @@ _attempt_started = PlannedHandler(_plan_attempt_started, _ti_row_key)
 # $10: the try's rendered template fields, NULL to keep the stored ones. Setting them
 # here is the same as an UPDATE ... WHERE try_number = $5 afterwards: the row ends up
 # at try $5 exactly when this statement inserts or updates it.
-_TI_FINISHED = f"""
+_TI_FINISHED = planned_sql(f"""
 INSERT INTO task_instances AS ti ({_TI_KEY}, try_number, state, end_date, executor_id,
                                   return_value, rendered_fields)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10::jsonb, '{{}}'::jsonb))
@@ -150,9 +148,9 @@ ON CONFLICT ({_TI_KEY}) DO UPDATE SET
     duration = CASE WHEN {_NEW_TRY} OR ti.start_date IS NULL THEN NULL
                     ELSE extract(epoch FROM EXCLUDED.end_date - ti.start_date)::float8 END
 WHERE EXCLUDED.try_number >= ti.try_number
-"""
+""")
 
-_ATTEMPT_FINISHED = f"""
+_ATTEMPT_FINISHED = planned_sql(f"""
 INSERT INTO task_attempts AS a ({_ATTEMPT_KEY}, state, end_date, executor_id, return_value,
                                 error, error_type, retryable)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
@@ -163,7 +161,7 @@ ON CONFLICT ({_ATTEMPT_KEY}) DO UPDATE SET
     duration = CASE WHEN a.start_date IS NULL THEN NULL
                     ELSE extract(epoch FROM EXCLUDED.end_date - a.start_date)::float8 END
 WHERE ti_state_rank(a.state) < 3  -- an attempt's first verdict is final
-"""
+""")
 
 
 def _plan_attempt_succeeded(env: ev.Envelope) -> list[Statement]:
@@ -226,15 +224,15 @@ def _plan_attempt_rescheduled(env: ev.Envelope) -> list[Statement]:
     ]
 
 
-_attempt_succeeded = PlannedHandler(_plan_attempt_succeeded, _ti_row_key)
-_attempt_failed = PlannedHandler(_plan_attempt_failed, _ti_row_key)
-_attempt_skipped = PlannedHandler(_plan_attempt_skipped, _ti_row_key)
-_attempt_rescheduled = PlannedHandler(_plan_attempt_rescheduled, _ti_row_key)
+_attempt_succeeded = PlannedHandler(_plan_attempt_succeeded)
+_attempt_failed = PlannedHandler(_plan_attempt_failed)
+_attempt_skipped = PlannedHandler(_plan_attempt_skipped)
+_attempt_rescheduled = PlannedHandler(_plan_attempt_rescheduled)
 
 
 # The scheduler's verdict on an attempt: $5 try, $6 state, $7 end_date (may be NULL),
 # $8 next_retry_at.
-_TI_VERDICT = f"""
+_TI_VERDICT = planned_sql(f"""
 INSERT INTO task_instances AS ti ({_TI_KEY}, try_number, state, end_date, next_retry_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT ({_TI_KEY}) DO UPDATE SET
@@ -247,13 +245,13 @@ ON CONFLICT ({_TI_KEY}) DO UPDATE SET
                     ELSE extract(epoch FROM COALESCE(ti.end_date, EXCLUDED.end_date)
                                             - ti.start_date)::float8 END
 WHERE EXCLUDED.try_number >= ti.try_number
-"""
+""")
 
 # An attempt the scheduler gave up on is over even if its executor never reported.
-_ATTEMPT_CLOSE = f"""
+_ATTEMPT_CLOSE = planned_sql(f"""
 UPDATE task_attempts SET state = 'failed', end_date = COALESCE(end_date, $6)
 WHERE ({_ATTEMPT_KEY}) = ($1, $2, $3, $4, $5) AND ti_state_rank(state) < 3
-"""
+""")
 
 
 def _plan_ti_up_for_retry(env: ev.Envelope) -> list[Statement]:
@@ -274,12 +272,12 @@ def _plan_ti_failed(env: ev.Envelope) -> list[Statement]:
     ]
 
 
-_ti_up_for_retry = PlannedHandler(_plan_ti_up_for_retry, _ti_row_key)
-_ti_failed = PlannedHandler(_plan_ti_failed, _ti_row_key)
+_ti_up_for_retry = PlannedHandler(_plan_ti_up_for_retry)
+_ti_failed = PlannedHandler(_plan_ti_failed)
 
 
 # Skipped / upstream_failed: decided without running; Airflow sets start = end = then.
-_TI_NOT_RUN = f"""
+_TI_NOT_RUN = planned_sql(f"""
 INSERT INTO task_instances AS ti ({_TI_KEY}, state, start_date, end_date, duration)
 VALUES ($1, $2, $3, $4, $5, $6, $6, 0)
 ON CONFLICT ({_TI_KEY}) DO UPDATE SET
@@ -288,7 +286,7 @@ ON CONFLICT ({_TI_KEY}) DO UPDATE SET
     end_date = EXCLUDED.end_date,
     duration = COALESCE(extract(epoch FROM EXCLUDED.end_date
                                           - COALESCE(ti.start_date, EXCLUDED.start_date))::float8, 0)
-"""
+""")
 
 
 def _plan_ti_upstream_failed(env: ev.Envelope) -> list[Statement]:
@@ -296,7 +294,7 @@ def _plan_ti_upstream_failed(env: ev.Envelope) -> list[Statement]:
     return [(_TI_NOT_RUN, (p.dag_id, p.run_id, p.task_id, p.map_index, "upstream_failed", p.at))]
 
 
-_ti_upstream_failed = PlannedHandler(_plan_ti_upstream_failed, _ti_row_key)
+_ti_upstream_failed = PlannedHandler(_plan_ti_upstream_failed)
 
 
 async def _ti_failed_by_scheduler(conn: asyncpg.Connection, env: ev.Envelope) -> None:
@@ -327,18 +325,18 @@ def _plan_ti_skipped(env: ev.Envelope) -> list[Statement]:
     return [(_TI_NOT_RUN, (p.dag_id, p.run_id, p.task_id, p.map_index, "skipped", p.at))]
 
 
-_ti_skipped = PlannedHandler(_plan_ti_skipped, _ti_row_key)
+_ti_skipped = PlannedHandler(_plan_ti_skipped)
 
 
 # --------------------------------------------------------------------------- logs
 
 # $7: the lines as JSON text (pydantic writes it in one call, a third of the time of
 # dumping each line and then the list).
-_INSERT_LOG_CHUNK = """
+_INSERT_LOG_CHUNK = planned_sql("""
 INSERT INTO task_logs (dag_id, run_id, task_id, map_index, try_number, chunk, lines)
 VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb)
 ON CONFLICT DO NOTHING
-"""
+""")
 _LOG_LINES = TypeAdapter(tuple[ev.LogLine, ...])
 
 
@@ -360,24 +358,18 @@ def _plan_log_chunk(env: ev.Envelope) -> list[Statement]:
     ]
 
 
-def _log_chunk_key(env: ev.Envelope) -> tuple[Any, ...]:
-    """A chunk touches only its own ``task_logs`` row (the first copy of it wins)."""
-    p = env.data
-    return ("log", p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number, p.chunk)
-
-
-_log_chunk = PlannedHandler(_plan_log_chunk, _log_chunk_key)
+_log_chunk = PlannedHandler(_plan_log_chunk)
 
 
 # Heartbeats (ADR 0010) move the attempt's last heartbeat forward (only those of the
 # executor that started it count, up to the attempt's end) and are not stored in
 # ``events`` (:data:`UNSTORED`): the update is idempotent, so a repeated heartbeat
 # needs no event id to be dropped.
-_ATTEMPT_HEARTBEAT = """
+_ATTEMPT_HEARTBEAT = planned_sql("""
 UPDATE task_attempts SET last_heartbeat_at = GREATEST(last_heartbeat_at, $7)
 WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4 AND try_number = $5
   AND executor_id = $6 AND (end_date IS NULL OR end_date >= $7)
-"""
+""")
 
 
 def _plan_attempt_heartbeat(env: ev.Envelope) -> list[Statement]:
@@ -386,7 +378,7 @@ def _plan_attempt_heartbeat(env: ev.Envelope) -> list[Statement]:
     return [(_ATTEMPT_HEARTBEAT, args)]
 
 
-_attempt_heartbeat = PlannedHandler(_plan_attempt_heartbeat, _ti_row_key)
+_attempt_heartbeat = PlannedHandler(_plan_attempt_heartbeat)
 UNSTORED: tuple[type[Any], ...] = (ev.TaskAttemptHeartbeat,)
 
 

@@ -11,11 +11,13 @@ second projector, or a rebuild swapped the schema): it seeks back to the stored 
 and drops the batch for that partition, so nothing is skipped and nothing is applied
 twice. Records below the stored offset are skipped; event ids dedupe the rest.
 
-A batch is everything one ``getmany`` returned (up to :data:`MAX_BATCH_RECORDS`), all
-partitions together, in ONE transaction: the raw events in one statement, the read
-tables with one ``executemany`` per statement kind (``projection_batch``), the offsets
-in one statement. Under load batches grow, so round trips per event fall; when idle a
-batch is a handful of events and the lag is one round trip's worth.
+A batch is what was fetched (up to about :data:`MAX_BATCH_RECORDS`), all partitions
+together, in ONE transaction of about five round trips: begin and lock, the stored
+offsets, the raw events, then every planned statement and the new offsets in one
+``executemany`` of the dispatch function (``projection_batch``, ``projection_dispatch``),
+commit. While a batch is in Postgres the next one is fetched and prepared
+(:meth:`Projector.run`). Under load batches grow, so round trips per event fall; when
+idle a batch is a handful of events and the lag is a few round trips' worth.
 
 A malformed message is sent to the dead-letter topic and its offset stored like any
 other. When the batch fails on a row constraint it is redone one savepoint per event
@@ -26,11 +28,9 @@ cannot stall the projection.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,16 +39,17 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from ledgerflow.api import db
+from ledgerflow.api import db, projection_dispatch
 from ledgerflow.api.projection import apply_event
-from ledgerflow.api.projection_batch import Delivered, apply_events
+from ledgerflow.api.projection_base import Statement, planned_sql
+from ledgerflow.api.projection_batch import Prepared, apply_events
+from ledgerflow.api.projector_records import Fetched, prepare_fetched
 from ledgerflow.api.topology import partitions_of
-from ledgerflow.common.events import SCHEMA_VERSION, Envelope, MalformedMessage
+from ledgerflow.common.events import Envelope, MalformedMessage
 from ledgerflow.common.gc_tuning import tune_gc
 from ledgerflow.common.kafka_io import (
     EventProducer,
     consumer_config,
-    decode_record,
     ensure_topics,
     kafka_client_kwargs,
     traceparent_of,
@@ -56,7 +57,6 @@ from ledgerflow.common.kafka_io import (
 from ledgerflow.common.liveness import instance_id, start_beating
 from ledgerflow.common.metrics import ProjectorLag, projected
 from ledgerflow.common.settings import Settings
-from pydantic import TypeAdapter, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,11 @@ class BatchResult:
     duplicates: int = 0
     dead_lettered: int = 0
     resynced: list[TopicPartition] = field(default_factory=list)
+    last_time: datetime | None = None
+    """The last applied event's time."""
 
 
+_LOCK_PROJECTION = f"SELECT pg_advisory_xact_lock_shared({db.PROJECTION_WRITE_LOCK})"
 _SELECT_OFFSETS = "SELECT topic, kafka_partition, next_offset FROM projector_offsets"
 _LOCK_OFFSETS = (
     "SELECT topic, kafka_partition, next_offset FROM projector_offsets"
@@ -94,8 +97,9 @@ VALUES ($1, $2, $3, now())
 ON CONFLICT (topic, kafka_partition) DO UPDATE
 SET next_offset = EXCLUDED.next_offset, updated_at = now()
 """
-# Both in one round trip (the CTE runs whether or not the main statement reads it).
-_STORE_OFFSETS_AND_STATUS = """
+# Both in one statement (the CTE runs whether or not the main statement reads it), sent
+# with the batch's last planned statements (a registered statement: see projection_base).
+_STORE_OFFSETS_AND_STATUS = planned_sql("""
 WITH stored AS (
     INSERT INTO projector_offsets (topic, kafka_partition, next_offset, updated_at)
     SELECT t, p, o, now() FROM unnest($1::text[], $2::integer[], $3::bigint[]) AS x(t, p, o)
@@ -111,7 +115,7 @@ ON CONFLICT (id) DO UPDATE SET
     dead_lettered = projector_status.dead_lettered + EXCLUDED.dead_lettered,
     last_batch_size = EXCLUDED.last_batch_size,
     last_event_time = COALESCE(EXCLUDED.last_event_time, projector_status.last_event_time)
-"""
+""")
 
 
 class Projector:
@@ -130,6 +134,8 @@ class Projector:
         self._partitions: list[TopicPartition] = []
         # The next offset we know is stored in Postgres, per partition.
         self._stored: dict[TopicPartition, int] = {}
+        self._dispatcher: projection_dispatch.Dispatcher | None = None
+        self._conn: asyncpg.Connection | None = None  # the batches' (see _connection)
         self._started_at = 0.0
         self._last_idle_advance = 0.0
 
@@ -143,6 +149,7 @@ class Projector:
         )
         async with self._pool.acquire() as conn:
             await db.migrate(conn, self.schema)
+            self._dispatcher = await projection_dispatch.install(conn)
         self._producer = EventProducer(self._settings, source="ledgerflow/projector")
         await self._producer.start()
         config = consumer_config(self._settings)
@@ -170,6 +177,9 @@ class Projector:
         consumer, self._consumer = self._consumer, None
         producer, self._producer = self._producer, None
         pool, self._pool = self._pool, None
+        conn, self._conn = self._conn, None
+        if conn is not None and pool is not None:
+            await pool.release(conn)
         if consumer is not None:
             await consumer.stop()
         if producer is not None:
@@ -192,10 +202,14 @@ class Projector:
     async def run(self) -> None:
         """Project until cancelled, riding out Postgres and Kafka outages."""
         backoff = 0.1
+
+        def succeeded() -> None:
+            nonlocal backoff
+            backoff = 0.1
+
         while True:
             try:
-                await self.step(timeout_ms=500)
-                backoff = 0.1
+                await self._run_pipelined(after_batch=succeeded)
             except asyncio.CancelledError:
                 raise
             except (*_CONNECTION_ERRORS, KafkaError) as exc:  # retriable: wait and resync
@@ -206,6 +220,53 @@ class Projector:
                     await self._resync()
                 except (*_CONNECTION_ERRORS, KafkaError) as again:
                     log.warning("projector: resync failed: %s", again)
+
+    async def _run_pipelined(self, *, after_batch: Callable[[], None]) -> None:
+        """Fetch and project batch after batch, one transaction at a time, in order.
+
+        While a batch is in Postgres, the records arriving meanwhile are fetched and
+        prepared (decoded; rows and statements built: the projector's work that needs
+        no database), and they make the next batch as soon as this one commits. So the
+        projector's work overlaps Postgres's, and a batch holds what arrived while the
+        one before was applied, as when fetching after each commit."""
+        ahead = Fetched()  # fetched and prepared, not yet applied
+        fetching: asyncio.Task[Fetched] = asyncio.create_task(self._fetch(timeout_ms=500))
+        applying: asyncio.Task[BatchResult] | None = None
+        try:
+            while True:
+                waits: set[asyncio.Task[Any]] = set()
+                if ahead.size < MAX_BATCH_RECORDS:
+                    waits.add(fetching)
+                if applying is not None:
+                    waits.add(applying)
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                idle = False
+                if fetching in done:
+                    fetched = fetching.result()
+                    idle = not fetched.records
+                    ahead.extend(fetched)
+                if applying is not None and applying in done:
+                    result = applying.result()
+                    applying = None
+                    after_batch()
+                    if result.resynced:
+                        # Records of those partitions fetched before the seek are stale.
+                        ahead.extend(await fetching)
+                        ahead = ahead.without(result.resynced)
+                        self._seek(result.resynced)
+                        fetching = asyncio.create_task(self._fetch(timeout_ms=500))
+                if applying is None and ahead.records:
+                    applying = asyncio.create_task(self._apply(ahead))
+                    ahead = Fetched()
+                elif applying is None and idle:
+                    # Nothing fetched, nothing in flight: positions are all projected.
+                    await self._advance_idle()
+                if fetching.done():
+                    fetching = asyncio.create_task(self._fetch(timeout_ms=500))
+        finally:
+            fetching.cancel()
+            if applying is not None:
+                applying.cancel()
 
     async def catch_up(self, *, within_s: float = 60.0) -> None:
         """Step until every partition has reached the end offset it had when called."""
@@ -226,25 +287,39 @@ class Projector:
 
     async def step(self, *, timeout_ms: int = 500) -> BatchResult:
         """Fetch what Kafka has (up to a batch) and project it in one transaction."""
-        consumer = self._require_consumer()
-        batch: dict[TopicPartition, list[Any]] = await consumer.getmany(
-            timeout_ms=timeout_ms, max_records=MAX_BATCH_RECORDS
-        )
-        batch = {tp: records for tp, records in batch.items() if records}
-        if not batch:
+        fetched = await self._fetch(timeout_ms=timeout_ms)
+        if not fetched.records:
             await self._advance_idle()
             return BatchResult()
+        result = await self._apply(fetched)
+        self._seek(result.resynced)
+        return result
+
+    async def _fetch(self, *, timeout_ms: int) -> Fetched:
+        batch = await self._require_consumer().getmany(
+            timeout_ms=timeout_ms, max_records=MAX_BATCH_RECORDS
+        )
+        return await prepare_fetched(batch)
+
+    def _seek(self, partitions: list[TopicPartition]) -> None:
+        consumer = self._require_consumer()
+        for tp in partitions:
+            consumer.seek(tp, self._stored[tp])
+
+    async def _apply(self, fetched: Fetched) -> BatchResult:
         try:
-            result = await self._apply_batch(batch, careful=False)
+            return await self._apply_batch(fetched, careful=False)
         except asyncpg.PostgresError as exc:
             if isinstance(exc, _CONNECTION_ERRORS):
                 raise
+            if isinstance(exc, asyncpg.UndefinedFunctionError):
+                # Perhaps our dispatch function is gone (a rebuild by another version
+                # swapped its schema in): install it for the next batches.
+                async with self._require_pool().acquire() as conn:
+                    self._dispatcher = await projection_dispatch.install(conn)
             # A data problem in some event: redo the batch one savepoint per event.
             log.warning("projector: batch failed (%s); retrying event by event", exc)
-            result = await self._apply_batch(batch, careful=True)
-        for tp in result.resynced:
-            consumer.seek(tp, self._stored[tp])
-        return result
+            return await self._apply_batch(fetched, careful=True)
 
     # ------------------------------------------------------------------ internals
     def _require_consumer(self) -> AIOKafkaConsumer:
@@ -269,112 +344,158 @@ class Projector:
             self._stored[tp] = offset
             consumer.seek(tp, offset)
 
-    async def _apply_batch(
-        self, batch: dict[TopicPartition, list[Any]], *, careful: bool
-    ) -> BatchResult:
+    async def _connection(self) -> asyncpg.Connection:
+        """The connection batches use: held across batches (a pool's release costs a
+        round trip to reset the session), replaced when it breaks."""
+        conn = self._conn
+        if conn is not None and not conn.is_closed():
+            return conn
+        pool = self._require_pool()
+        self._conn = None
+        if conn is not None:
+            await pool.release(conn)
+        self._conn = await pool.acquire()
+        return self._conn
+
+    async def _apply_batch(self, fetched: Fetched, *, careful: bool) -> BatchResult:
         result = BatchResult()
-        producer = self._producer
-        assert producer is not None
         new_stored: dict[TopicPartition, int] = {}
-        async with self._require_pool().acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", db.PROJECTION_WRITE_LOCK)
-            rows = await conn.fetch(_LOCK_OFFSETS, list({tp.topic for tp in batch}))
-            in_db = {
-                TopicPartition(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows
-            }
-            items: list[tuple[Delivered, Any]] = []
-            for tp, records in batch.items():
-                stored = in_db.get(tp, 0)
-                if stored != self._stored.get(tp, 0):
-                    # Someone else moved this partition's offset: start again from theirs.
-                    log.info(
-                        "projector: %s[%s] stored offset moved to %s; seeking",
-                        tp.topic,
-                        tp.partition,
-                        stored,
-                    )
-                    new_stored[tp] = stored
-                    result.resynced.append(tp)
-                    continue
-                next_offset = stored
-                for record in records:
-                    if record.offset < stored:
-                        continue
-                    next_offset = record.offset + 1
-                    try:
-                        envelope = _decode(record)
-                    except MalformedMessage as exc:
-                        await producer.dead_letter(record, str(exc), consumer=CONSUMER_NAME)
-                        result.dead_lettered += 1
-                        continue
-                    delivered = Delivered(
-                        envelope,
-                        record.topic,
-                        record.partition,
-                        record.offset,
-                        traceparent_of(record),
-                    )
-                    items.append((delivered, record))
-                if next_offset != stored:
-                    new_stored[tp] = next_offset
-            last_time = await self._project(conn, items, result, careful=careful)
-            moved = {tp: o for tp, o in new_stored.items() if tp not in result.resynced}
-            await conn.execute(
-                _STORE_OFFSETS_AND_STATUS,
-                [tp.topic for tp in moved],
-                [tp.partition for tp in moved],
-                list(moved.values()),
-                _utc(self._started_at),
-                result.applied,
-                result.dead_lettered,
-                sum(len(r) for r in batch.values()),
-                last_time,
-            )
+        conn = await self._connection()
+        if careful:
+            async with conn.transaction():
+                await conn.execute(_LOCK_PROJECTION)
+                items = await self._claim(conn, fetched, result, new_stored)
+                await self._project_carefully(conn, items, result)
+                await conn.execute(*self._offsets_statement(fetched, result, new_stored))
+        else:
+            # The simple protocol takes both statements in one round trip.
+            await conn.execute(f"BEGIN; {_LOCK_PROJECTION}")
+            try:
+                items = await self._claim(conn, fetched, result, new_stored)
+                await apply_events(
+                    conn,
+                    [p for p, _ in items],
+                    self._dispatcher,
+                    finish=self._finish(fetched, items, result, new_stored),
+                )
+                await conn.execute("COMMIT")
+            except BaseException as exc:
+                await _abandon(conn, exc)
+                raise
         self._stored.update(new_stored)
-        projected(last_time)  # for the projector's seconds-behind gauge
+        projected(result.last_time)  # for the projector's seconds-behind gauge
         return result
 
-    async def _project(
+    async def _claim(
         self,
         conn: asyncpg.Connection,
-        items: list[tuple[Delivered, Any]],
+        fetched: Fetched,
         result: BatchResult,
-        *,
-        careful: bool,
-    ) -> datetime | None:
-        """Project the decoded events in order; returns the last applied event's time."""
-        last_time = None
-        if not careful:
-            outcomes = await apply_events(conn, [d for d, _ in items])
-            for (delivered, _), applied in zip(items, outcomes, strict=True):
-                if applied:
+        new_stored: dict[TopicPartition, int],
+    ) -> list[tuple[Prepared, Any]]:
+        """Lock the batch's stored offsets and take the records past them, sending the
+        malformed ones to the dead-letter topic. A partition whose stored offset someone
+        else moved is left out and marked for a seek."""
+        producer = self._producer
+        assert producer is not None
+        rows = await conn.fetch(_LOCK_OFFSETS, list({tp.topic for tp in fetched.records}))
+        in_db = {TopicPartition(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows}
+        items: list[tuple[Prepared, Any]] = []
+        for tp, records in fetched.records.items():
+            stored = in_db.get(tp, 0)
+            if stored != self._stored.get(tp, 0):
+                # Someone else moved this partition's offset: start again from theirs.
+                log.info(
+                    "projector: %s[%s] stored offset moved to %s; seeking",
+                    tp.topic,
+                    tp.partition,
+                    stored,
+                )
+                new_stored[tp] = stored
+                result.resynced.append(tp)
+                continue
+            next_offset = stored
+            for record, prepared in records:
+                if record.offset < stored:
+                    continue
+                next_offset = record.offset + 1
+                if isinstance(prepared, MalformedMessage):
+                    await producer.dead_letter(record, str(prepared), consumer=CONSUMER_NAME)
+                    result.dead_lettered += 1
+                    continue
+                items.append((prepared, record))
+            if next_offset != stored:
+                new_stored[tp] = next_offset
+        return items
+
+    def _finish(
+        self,
+        fetched: Fetched,
+        items: list[tuple[Prepared, Any]],
+        result: BatchResult,
+        new_stored: dict[TopicPartition, int],
+    ) -> Callable[[list[bool]], Statement]:
+        """The fast path's last statement, given which items were new: it counts them
+        and stores the offsets reached and the status row."""
+
+        def statement(new: list[bool]) -> Statement:
+            for (prepared, _), is_new in zip(items, new, strict=True):
+                if is_new:
                     result.applied += 1
-                    last_time = delivered.envelope.time
+                    result.last_time = prepared.delivered.envelope.time
                 else:
                     result.duplicates += 1
-            return last_time
-        for delivered, record in items:
-            outcome = await self._apply_one(conn, delivered.envelope, record, careful=True)
+            return self._offsets_statement(fetched, result, new_stored)
+
+        return statement
+
+    def _offsets_statement(
+        self, fetched: Fetched, result: BatchResult, new_stored: dict[TopicPartition, int]
+    ) -> Statement:
+        moved = {tp: o for tp, o in new_stored.items() if tp not in result.resynced}
+        return _STORE_OFFSETS_AND_STATUS, (
+            [tp.topic for tp in moved],
+            [tp.partition for tp in moved],
+            list(moved.values()),
+            _utc(self._started_at),
+            result.applied,
+            result.dead_lettered,
+            fetched.size,
+            result.last_time,
+        )
+
+    async def _project_carefully(
+        self, conn: asyncpg.Connection, items: list[tuple[Prepared, Any]], result: BatchResult
+    ) -> None:
+        """Project the decoded events one savepoint each, dead-lettering what the
+        database refuses."""
+        for prepared, record in items:
+            envelope = prepared.delivered.envelope
+            outcome = await self._apply_one(conn, envelope, record)
             if outcome is None:
                 result.dead_lettered += 1
             elif outcome:
                 result.applied += 1
-                last_time = delivered.envelope.time
+                result.last_time = envelope.time
             else:
                 result.duplicates += 1
-        return last_time
 
     async def _apply_one(
-        self, conn: asyncpg.Connection, envelope: Envelope, record: Any, *, careful: bool
+        self, conn: asyncpg.Connection, envelope: Envelope, record: Any
     ) -> bool | None:
-        """Apply one event; in careful mode inside a savepoint, dead-lettering it if the
-        database refuses it. Returns None when dead-lettered."""
-        where = record.topic, record.partition, record.offset, traceparent_of(record)
-        if not careful:
-            return await self._apply(conn, envelope, *where)
+        """Apply one event inside a savepoint, dead-lettering it if the database refuses
+        it. Returns None when dead-lettered, else whether the event was new."""
         try:
             async with conn.transaction():
-                return await self._apply(conn, envelope, *where)
+                applied: bool = await apply_event(
+                    conn,
+                    envelope,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    traceparent=traceparent_of(record),
+                )
+                return applied
         except asyncpg.PostgresError as exc:
             if isinstance(exc, _CONNECTION_ERRORS):
                 raise
@@ -383,20 +504,6 @@ class Projector:
                 record, f"projection refused the event: {exc}", consumer=CONSUMER_NAME
             )
             return None
-
-    @staticmethod
-    async def _apply(
-        conn: asyncpg.Connection,
-        envelope: Envelope,
-        topic: str,
-        partition: int,
-        offset: int,
-        traceparent: str | None,
-    ) -> bool:
-        applied: bool = await apply_event(
-            conn, envelope, topic=topic, partition=partition, offset=offset, traceparent=traceparent
-        )
-        return applied
 
     async def _advance_idle(self, *, force: bool = False) -> None:
         """Store consumer positions that moved past offsets holding no records.
@@ -429,41 +536,18 @@ class Projector:
                 self._stored[tp] = position
 
 
-_ENVELOPE_JSON = TypeAdapter(Envelope)
-
-
-# A JSON ``\u0000`` escape (preceded by an even number of backslashes, so not an escaped
-# backslash followed by "u0000").
-_NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
-
-
-def without_nul(value: bytes) -> bytes:
-    """``value`` (JSON) with every NUL character in its strings replaced by U+FFFD.
-
-    Postgres ``text`` and ``jsonb`` cannot hold NUL, so an event carrying one (a task's
-    output line, an XCom string, an error message) would be refused, and with it the
-    batch. The run log keeps the event as it was; the projection shows U+FFFD."""
-    if b"\\u0000" not in value:
-        return value
-    return _NUL_ESCAPE.sub(rb"\1\\ufffd", value)
-
-
-def _decode(record: Any) -> Envelope:
-    """``decode_record``, faster: pydantic parses the JSON itself (half the time of
-    ``json.loads`` plus validation). Anything that is not a valid envelope of the current
-    schema version goes through ``decode_record``, which upcasts or says what is wrong.
-    NUL characters become U+FFFD here, at the projection's boundary (:func:`without_nul`)."""
-    if record.value is not None and b"\\u0000" in record.value:
-        record = dataclasses.replace(record, value=without_nul(record.value))
-    if record.value is not None:
-        try:
-            envelope = _ENVELOPE_JSON.validate_json(record.value)
-        except ValidationError:
-            pass
-        else:
-            if envelope.schema_version == SCHEMA_VERSION:
-                return envelope
-    return decode_record(record)
+async def _abandon(conn: asyncpg.Connection, exc: BaseException) -> None:
+    """End a failed batch's transaction. A cancelled or broken connection is closed
+    instead (its state is unknown; :meth:`Projector._connection` replaces it)."""
+    if conn.is_closed():
+        return
+    if isinstance(exc, (asyncio.CancelledError, *_CONNECTION_ERRORS)):
+        conn.terminate()
+        return
+    try:
+        await conn.execute("ROLLBACK")
+    except Exception:  # noqa: BLE001  (any failure here: the connection is not usable)
+        conn.terminate()
 
 
 def _utc(ts: float) -> datetime:
