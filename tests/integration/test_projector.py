@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -427,6 +428,63 @@ async def test_two_projectors_on_one_schema_resync_from_stored_offsets(
         await rebuild_projection(settings, within_s=60)
         await publish(settings, producer, items[12:])
         await first.catch_up(within_s=30)
+    after = await snapshot(settings)
+    assert len(after["events"]) == len(items)
+    assert sum(o["next_offset"] for o in after["projector_offsets"]) == len(items)
+    await rebuild_projection(settings, within_s=60)
+    assert await snapshot(settings) == after
+
+
+async def test_a_running_projector_resyncs_when_its_offsets_move_under_it(
+    settings: Settings, producer: EventProducer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``run`` fetches the next batch while one is in Postgres. When a batch finds that
+    someone else moved a partition's stored offset (here: back to the start, as a
+    restored backup would), what was fetched ahead for that partition is dropped, the
+    projector seeks to the stored offset and reads from there; the events it reads
+    again are duplicates and change nothing."""
+    caplog.set_level(logging.INFO, logger="ledgerflow.api.projector")
+    items = story()
+    live = asyncio.create_task(run(settings))
+
+    async def stored_total() -> int:
+        conn = await connect(settings)
+        try:
+            total = await conn.fetchval("SELECT sum(next_offset) FROM projector_offsets")
+        finally:
+            await conn.close()
+        return int(total or 0)
+
+    async def until_stored(n: int) -> None:
+        async with asyncio.timeout(30):
+            while True:
+                with contextlib.suppress(asyncpg.UndefinedTableError):
+                    if await stored_total() >= n:
+                        return
+                await asyncio.sleep(0.05)
+
+    try:
+        await publish(settings, producer, items[:10])
+        await until_stored(10)
+        conn = await connect(settings)
+        try:
+            moved = await conn.fetchval(
+                "UPDATE projector_offsets SET next_offset = 0 WHERE topic = $1"
+                " AND next_offset > 0 RETURNING kafka_partition",
+                settings.topics.runs,
+            )
+        finally:
+            await conn.close()
+        assert moved is not None
+        await publish(settings, producer, items[10:])
+        await until_stored(len(items))
+        await asyncio.sleep(0.3)  # nothing more should move
+    finally:
+        live.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await live
+    assert f"{settings.topics.runs}[{moved}] stored offset moved to 0; seeking" in caplog.text
+    assert f"{settings.topics.runs}[{moved}] stored offset moved to 0; seeking" in caplog.text
     after = await snapshot(settings)
     assert len(after["events"]) == len(items)
     assert sum(o["next_offset"] for o in after["projector_offsets"]) == len(items)
