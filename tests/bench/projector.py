@@ -468,7 +468,23 @@ async def bench(rate: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def print_table(rate: int, seconds: float, runs: list[tuple[str, dict[str, Any]]]) -> None:
+def cpu_probe_ms() -> float:
+    """Best of three runs of a fixed pure-Python loop: how fast this machine's CPU is just
+    now. The development VM's speed drifts (on 2026-11-24 a 5,000,000-iteration loop took
+    540 ms, and ten minutes later 764 ms, nothing else running), and the lag with it."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i * i
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
+def print_table(
+    rate: int, seconds: float, runs: list[tuple[str, dict[str, Any]]], probe_ms: float
+) -> None:
     first = runs[0][1]
     print()
     print(
@@ -487,6 +503,11 @@ def print_table(rate: int, seconds: float, runs: list[tuple[str, dict[str, Any]]
             f"{r['p95']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | {r['cpu_per_s']:.2f} | "
             f"{r['bench_cpu_per_s']:.2f} | {r['outstanding']} |"
         )
+    print()
+    print(
+        f"CPU probe before the runs: a 1,000,000-iteration Python loop took {probe_ms:.0f} ms"
+        " (best of 3; compare runs only at similar values)"
+    )
 
 
 async def _project() -> None:
@@ -512,11 +533,12 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_project())
         return 0
+    probe_ms = cpu_probe_ms()
     runs = []
     for n in range(args.runs):
         name = "1 (the broker as it came)" if n == 0 else str(n + 1)
         runs.append((name, asyncio.run(bench(args.rate, args.seconds))))
-    print_table(args.rate, args.seconds, runs)
+    print_table(args.rate, args.seconds, runs, probe_ms)
     return 0
 
 
