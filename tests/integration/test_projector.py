@@ -490,3 +490,86 @@ async def test_a_running_projector_resyncs_when_its_offsets_move_under_it(
     assert sum(o["next_offset"] for o in after["projector_offsets"]) == len(items)
     await rebuild_projection(settings, within_s=60)
     assert await snapshot(settings) == after
+
+
+async def test_a_missing_dispatch_function_is_installed_again(
+    settings: Settings, producer: EventProducer
+) -> None:
+    """The batch path runs planned statements through the schema's dispatch function.
+    If it is gone (a rebuild by another version swapped its schema in), the batch is
+    redone event by event, the function is installed again, and later batches use it."""
+    items = story()
+    async with Projector(settings) as p:
+        await publish(settings, producer, items[:6])
+        await p.catch_up(within_s=30)
+        conn = await connect(settings)
+        try:
+            names = await conn.fetch(
+                "SELECT p.oid::regprocedure::text AS f FROM pg_proc p"
+                " WHERE proname LIKE 'lf_apply_%' AND pronamespace = current_schema()::regnamespace"
+            )
+            assert len(names) == 1
+            await conn.execute(f"DROP FUNCTION {names[0]['f']}")
+            await publish(settings, producer, items[6:])
+            await p.catch_up(within_s=30)
+            again = await conn.fetchval(
+                "SELECT count(*) FROM pg_proc WHERE proname LIKE 'lf_apply_%'"
+                " AND pronamespace = current_schema()::regnamespace"
+            )
+        finally:
+            await conn.close()
+    assert again == 1
+    after = await snapshot(settings)
+    assert len(after["events"]) == len(items)
+    await rebuild_projection(settings, within_s=60)
+    assert await snapshot(settings) == after
+
+
+async def test_an_event_the_database_refuses_is_dead_lettered_and_the_batch_goes_on(
+    settings: Settings, producer: EventProducer
+) -> None:
+    """A batch that fails on a row (here a priority weight beyond Postgres's integer) is
+    redone one savepoint per event: that event goes to the dead-letter topic with the
+    database's reason, every other event of the batch is projected, and the offsets
+    move past all of them."""
+    items = story()
+    bad = env(
+        ev.TaskInstanceQueued(
+            dag_id=DAG_ID,
+            run_id=RUN_ID,
+            task_id="c",
+            map_index=-1,
+            try_number=1,
+            queue="default",
+            priority_weight=2**40,
+            queued_when=t(3),
+        ),
+        seq=99,
+    )
+    await publish(settings, producer, [*items[:6], ("runs", bad), *items[6:]])
+    await project(settings)
+    snap = await snapshot(settings)
+    assert len(snap["events"]) == len(items)
+    assert bad.id not in {e["event_id"] for e in snap["events"]}
+    assert sum(o["next_offset"] for o in snap["projector_offsets"]) == len(items) + 1
+    conn = await connect(settings)
+    try:
+        assert await conn.fetchval("SELECT dead_lettered FROM projector_status") == 1
+    finally:
+        await conn.close()
+
+    consumer = AIOKafkaConsumer(**consumer_config(settings))
+    await consumer.start()
+    try:
+        tp = TopicPartition(settings.topics.dead_letters, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        got: list[Any] = []
+        async with asyncio.timeout(10):
+            while not got:
+                got += (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
+    finally:
+        await consumer.stop()
+    reason = dict(got[0].headers)["ledgerflow-dlq-reason"]
+    assert reason.startswith(b"projection refused the event"), reason
+    assert ev.Envelope.model_validate_json(got[0].value).id == bad.id

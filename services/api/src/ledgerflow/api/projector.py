@@ -375,7 +375,8 @@ class Projector:
                 await conn.execute(_LOCK_PROJECTION)
                 items = await self._claim(conn, fetched, result, new_stored)
                 await self._project_carefully(conn, items, result)
-                await conn.execute(*self._offsets_statement(fetched, result, new_stored))
+                sql, args = self._offsets_statement(fetched, result, new_stored)
+                await conn.execute(sql, *args)
         else:
             # The simple protocol takes both statements in one round trip.
             await conn.execute(f"BEGIN; {_LOCK_PROJECTION}")
