@@ -141,6 +141,9 @@ class Projector:
         # The next offset we know is stored in Postgres, per partition.
         self._stored: dict[TopicPartition, int] = {}
         self._dispatcher: projection_dispatch.Dispatcher | None = None
+        self.max_batch = MAX_BATCH_RECORDS
+        """Records one fetch returns at most; no more is fetched ahead while a batch
+        this size waits."""
         self._conn: asyncpg.Connection | None = None  # the batches' (see _connection)
         self._started_at = 0.0
         self._last_idle_advance = 0.0
@@ -236,44 +239,46 @@ class Projector:
         projector's work overlaps Postgres's, and a batch holds what arrived while the
         one before was applied, as when fetching after each commit."""
         ahead = Fetched()  # fetched and prepared, not yet applied
-        fetching: asyncio.Task[Fetched] = asyncio.create_task(self._fetch(timeout_ms=500))
+        fetching: asyncio.Task[Fetched] | None = asyncio.create_task(self._fetch(timeout_ms=500))
         applying: asyncio.Task[BatchResult] | None = None
         try:
             while True:
-                waits: set[asyncio.Task[Any]] = set()
-                if ahead.size < MAX_BATCH_RECORDS:
-                    waits.add(fetching)
-                if applying is not None:
-                    waits.add(applying)
-                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                # Each fetch's result is taken exactly once (a record left behind would
+                # be skipped: the consumer's position has moved past it).
+                waits = {t for t in (fetching, applying) if t is not None}
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 idle = False
-                if fetching in done:
+                if fetching is not None and fetching.done():
                     fetched = fetching.result()
+                    fetching = None
                     idle = not fetched.records
                     ahead.extend(fetched)
-                if applying is not None and applying in done:
+                if applying is not None and applying.done():
                     result = applying.result()
                     applying = None
                     after_batch()
                     if result.resynced:
-                        # Records of those partitions fetched before the seek are stale.
-                        ahead.extend(await fetching)
+                        # What was fetched of those partitions before the seek is stale.
+                        if fetching is not None:
+                            ahead.extend(await fetching)
+                            fetching = None
                         ahead = ahead.without(result.resynced)
                         self._seek(result.resynced)
-                        fetching = asyncio.create_task(self._fetch(timeout_ms=500))
                 if applying is None and ahead.records:
                     applying = asyncio.create_task(self._apply(ahead))
                     ahead = Fetched()
                 elif applying is None and idle:
                     # Nothing fetched, nothing in flight: positions are all projected.
                     await self._advance_idle()
-                if fetching.done():
-                    delay = FETCH_AHEAD_PAUSE_S if applying is not None else 0.0
-                    fetching = asyncio.create_task(self._fetch(timeout_ms=500, pause_s=delay))
+                if fetching is None and ahead.size < self.max_batch:
+                    pause = FETCH_AHEAD_PAUSE_S if applying is not None else 0.0
+                    fetching = asyncio.create_task(self._fetch(timeout_ms=500, pause_s=pause))
         finally:
-            fetching.cancel()
-            if applying is not None:
-                applying.cancel()
+            tasks = [t for t in (fetching, applying) if t is not None]
+            for task in tasks:
+                task.cancel()
+            # A cancelled batch rolls back (or closes its connection) before we go on.
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def catch_up(self, *, within_s: float = 60.0) -> None:
         """Step until every partition has reached the end offset it had when called."""
@@ -306,7 +311,7 @@ class Projector:
         if pause_s:
             await asyncio.sleep(pause_s)
         batch = await self._require_consumer().getmany(
-            timeout_ms=timeout_ms, max_records=MAX_BATCH_RECORDS
+            timeout_ms=timeout_ms, max_records=self.max_batch
         )
         return await prepare_fetched(batch)
 
