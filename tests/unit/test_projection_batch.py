@@ -130,3 +130,9 @@ def test_every_event_topic_has_a_stream_token_name() -> None:
     topics = Topics("p")
     positions = {TopicPartition(t, 0): 1 for t in topics.event_topics}
     assert decode_token(topics, encode_token(topics, positions)) == positions
+
+
+def test_a_statement_with_a_dollar_in_a_string_is_refused() -> None:
+    """Parameters are renumbered as text: a ``$1`` inside a string literal would be too."""
+    with pytest.raises(ValueError, match="quoted string"):
+        dispatch_function(["UPDATE a SET note = 'costs $1' WHERE k = $1"], [["text"]])

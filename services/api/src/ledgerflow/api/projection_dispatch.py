@@ -39,6 +39,13 @@ DISPATCH_LOCK = 0x1ED6E5F10003
 MAX_PARAMETERS = 100  # Postgres's FUNC_MAX_ARGS
 _PARAM = re.compile(r"\$(\d+)(?!\d)")
 _QUOTE = "$lf_apply$"
+_COMMENT = re.compile(r"--[^\n]*")
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
+
+
+def _dollar_in_literal(sql: str) -> bool:
+    """Parameters are renumbered as plain text, so a ``$`` inside a string would be too."""
+    return any("$" in literal for literal in _LITERAL.findall(_COMMENT.sub("", sql)))
 
 
 @dataclass(frozen=True)
@@ -102,9 +109,13 @@ def dispatch_function(
         for name in types:
             numbers.append(first[name] + seen.get(name, 0))
             seen[name] = seen.get(name, 0) + 1
-        if _QUOTE in sql:
-            raise ValueError(f"a planned statement contains {_QUOTE}: {sql[:80]}")
-        body = _PARAM.sub(lambda m, n=numbers: f"${n[int(m.group(1)) - 1]}", sql.strip())
+        if _QUOTE in sql or _dollar_in_literal(sql):
+            raise ValueError(f"a planned statement has a $ in a quoted string: {sql[:80]}")
+
+        def renumbered(m: re.Match[str], numbers: list[int] = numbers) -> str:
+            return f"${numbers[int(m.group(1)) - 1]}"
+
+        body = _PARAM.sub(renumbered, sql.strip())
         arms.append(f"  WHEN {which} THEN\n{body}\n  ;")  # a body may end in a comment
         layout[sql] = (which, tuple(n - 1 for n in numbers))
     signature = ", ".join(
