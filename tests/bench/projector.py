@@ -529,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--project", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.runs < 1:
+        ap.error(f"--runs must be at least 1, not {args.runs}")
     if args.project:  # the projector process
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_project())

@@ -167,6 +167,31 @@ async def project(settings: Settings, schema: str = db.LIVE_SCHEMA) -> None:
         await p.catch_up(within_s=30)
 
 
+async def rebuilt_and_compared(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    """The projection's rows, after checking that a rebuild from the log gives the same."""
+    after = await snapshot(settings)
+    await rebuild_projection(settings, within_s=60)
+    assert await snapshot(settings) == after
+    return after
+
+
+async def dead_letters(settings: Settings, n: int) -> list[Any]:
+    """The first ``n`` records of the dead-letter topic (waiting up to 10 s for them)."""
+    consumer = AIOKafkaConsumer(**consumer_config(settings))
+    await consumer.start()
+    try:
+        tp = TopicPartition(settings.topics.dead_letters, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        got: list[Any] = []
+        async with asyncio.timeout(10):
+            while len(got) < n:
+                got += (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
+    finally:
+        await consumer.stop()
+    return got
+
+
 async def connect(settings: Settings) -> asyncpg.Connection:
     conn = await asyncpg.connect(
         settings.database_url, server_settings={"search_path": db.LIVE_SCHEMA}
@@ -304,18 +329,7 @@ async def test_malformed_message_is_dead_lettered_and_projection_goes_on(
     assert snap["dags"][0]["is_paused"] is True
     assert sum(o["next_offset"] for o in snap["projector_offsets"]) == 4
 
-    consumer = AIOKafkaConsumer(**consumer_config(settings))
-    await consumer.start()
-    try:
-        tp = TopicPartition(settings.topics.dead_letters, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        got: list[Any] = []
-        async with asyncio.timeout(10):
-            while len(got) < 2:
-                got += (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
-    finally:
-        await consumer.stop()
+    got = await dead_letters(settings, 2)
     assert {r.value for r in got} == {b"{not json", b'{"id": "x"}'}
     headers = dict(got[0].headers)
     assert headers["ledgerflow-dlq-consumer"] == b"ledgerflow-projector"
@@ -409,10 +423,8 @@ async def test_rebuild_while_a_live_projector_runs(
         live.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await live
-    after = await snapshot(settings)
+    after = await rebuilt_and_compared(settings)
     assert len(after["events"]) == len(items)
-    await rebuild_projection(settings, within_s=60)
-    assert await snapshot(settings) == after
 
 
 async def test_two_projectors_on_one_schema_resync_from_stored_offsets(
@@ -428,11 +440,9 @@ async def test_two_projectors_on_one_schema_resync_from_stored_offsets(
         await rebuild_projection(settings, within_s=60)
         await publish(settings, producer, items[12:])
         await first.catch_up(within_s=30)
-    after = await snapshot(settings)
+    after = await rebuilt_and_compared(settings)
     assert len(after["events"]) == len(items)
     assert sum(o["next_offset"] for o in after["projector_offsets"]) == len(items)
-    await rebuild_projection(settings, within_s=60)
-    assert await snapshot(settings) == after
 
 
 async def test_a_running_projector_resyncs_when_its_offsets_move_under_it(
@@ -484,12 +494,9 @@ async def test_a_running_projector_resyncs_when_its_offsets_move_under_it(
         with contextlib.suppress(asyncio.CancelledError):
             await live
     assert f"{settings.topics.runs}[{moved}] stored offset moved to 0; seeking" in caplog.text
-    assert f"{settings.topics.runs}[{moved}] stored offset moved to 0; seeking" in caplog.text
-    after = await snapshot(settings)
+    after = await rebuilt_and_compared(settings)
     assert len(after["events"]) == len(items)
     assert sum(o["next_offset"] for o in after["projector_offsets"]) == len(items)
-    await rebuild_projection(settings, within_s=60)
-    assert await snapshot(settings) == after
 
 
 async def test_a_missing_dispatch_function_is_installed_again(
@@ -519,10 +526,8 @@ async def test_a_missing_dispatch_function_is_installed_again(
         finally:
             await conn.close()
     assert again == 1
-    after = await snapshot(settings)
+    after = await rebuilt_and_compared(settings)
     assert len(after["events"]) == len(items)
-    await rebuild_projection(settings, within_s=60)
-    assert await snapshot(settings) == after
 
 
 async def test_an_event_the_database_refuses_is_dead_lettered_and_the_batch_goes_on(
@@ -558,18 +563,7 @@ async def test_an_event_the_database_refuses_is_dead_lettered_and_the_batch_goes
     finally:
         await conn.close()
 
-    consumer = AIOKafkaConsumer(**consumer_config(settings))
-    await consumer.start()
-    try:
-        tp = TopicPartition(settings.topics.dead_letters, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        got: list[Any] = []
-        async with asyncio.timeout(10):
-            while not got:
-                got += (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
-    finally:
-        await consumer.stop()
+    got = await dead_letters(settings, 1)
     reason = dict(got[0].headers)["ledgerflow-dlq-reason"]
     assert reason.startswith(b"projection refused the event"), reason
     assert ev.Envelope.model_validate_json(got[0].value).id == bad.id

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
+from ledgerflow.api import projection_tasks
 from ledgerflow.api.positions import Position
 from ledgerflow.api.projection_batch import Delivered, Prepared, apply_events, prepare
 from ledgerflow.api.projection_dispatch import Dispatcher, dispatch_function
@@ -86,8 +87,6 @@ def test_planned_events_go_in_order_and_an_unplanned_one_splits_the_round_trips(
         _prepared(ev.DagRunSucceeded(dag_id="d", run_id="r", end_date=at), 3),
     ]
     # A dispatcher that knows every statement but the run's: that one runs on its own.
-    from ledgerflow.api import projection_tasks
-
     known = [
         projection_tasks._TI_QUEUED,
         projection_tasks._ATTEMPT_QUEUED,
