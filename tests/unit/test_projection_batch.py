@@ -87,12 +87,7 @@ def test_planned_events_go_in_order_and_an_unplanned_one_splits_the_round_trips(
         _prepared(ev.DagRunSucceeded(dag_id="d", run_id="r", end_date=at), 3),
     ]
     # A dispatcher that knows every statement but the run's: that one runs on its own.
-    known = [
-        projection_tasks._TI_QUEUED,
-        projection_tasks._ATTEMPT_QUEUED,
-        projection_tasks._TI_STARTED,
-        projection_tasks._ATTEMPT_STARTED,
-    ]
+    known = [projection_tasks._QUEUED, projection_tasks._STARTED]
     arity = [max(int(n) for n in re.findall(r"\$(\d+)", sql)) for sql in known]
     name, _, width, layout = dispatch_function(known, [["text"] * n for n in arity])
     d = Dispatcher(name=name, width=width, layout=layout)
@@ -100,10 +95,10 @@ def test_planned_events_go_in_order_and_an_unplanned_one_splits_the_round_trips(
     new = asyncio.run(apply_events(conn, items, d))  # type: ignore[arg-type]
     assert new == [True] * 4
     kinds = [c[0] for c in conn.calls]
-    # raw events; queued + started (2 statements each) in one round trip; the map
+    # raw events; queued + started (a statement each) in one round trip; the map
     # expansion's own statements; the run's statement, unknown to this dispatcher.
     assert kinds[:2] == ["raw", "dispatch"]
-    assert [row[0] for row in conn.calls[1][1]] == [0, 1, 2, 3]  # the plans' order
+    assert [row[0] for row in conn.calls[1][1]] == [0, 1]  # the plans' order
     assert all(k == "execute" for k in kinds[2:])
     assert conn.calls[-1][1].startswith("UPDATE dag_runs SET state = 'success'")
 

@@ -14,7 +14,7 @@ turn, in the same order, and gives the same rows:
    handler (the registry's plain ``async handler(conn, env)``) runs alone, in order,
    after the rows before it have been sent.
 
-Items come :func:`prepare`\ d: their ``events`` row and plan are built beforehand, with
+Items come prepared (:func:`prepare`): their ``events`` row and plan are built beforehand, with
 no database, so the projector can do it while the previous batch is in Postgres. No
 handler reads ``events``, so storing every raw envelope first changes nothing.
 """

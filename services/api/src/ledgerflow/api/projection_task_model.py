@@ -35,7 +35,15 @@ _IS_CURRENT_TRY = (
 
 # --------------------------------------------------------------------------- XComs
 
-_DELETE_XCOMS = planned_sql(f"DELETE FROM xcom WHERE {_TI_WHERE} AND {_IS_CURRENT_TRY}")
+# A success's old XComs go in the statement that finishes the attempt
+# (``projection_tasks._SUCCEEDED``), which sees the task instance as it was before:
+# there, "no task instance row of a newer try than $5" is what "of another try than $5"
+# is afterwards (the finishing upsert moves a row of an older try, or none, to $5).
+DELETE_XCOMS_BEFORE_FINISH = (
+    f"DELETE FROM xcom WHERE {_TI_WHERE} AND NOT EXISTS (SELECT 1 FROM task_instances ti"
+    " WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = $3 AND ti.map_index = $4"
+    " AND ti.try_number > $5)"
+)
 _INSERT_XCOM = planned_sql(f"""
 INSERT INTO xcom (dag_id, run_id, task_id, map_index, key, value, timestamp)
 SELECT $1::text, $2::text, $3::text, $4::integer, $6::text, $7::jsonb, $8::timestamptz
@@ -45,12 +53,13 @@ SET value = EXCLUDED.value, timestamp = EXCLUDED.timestamp
 """)
 
 
-def plan_xcoms(p: ev.TaskAttemptSucceeded) -> list[Statement]:
+def plan_xcom_inserts(p: ev.TaskAttemptSucceeded) -> list[Statement]:
     """The XComs of a successful try replace the task instance's XComs (Airflow clears
-    a task instance's XComs when a new try starts; only the latest try's remain). A
+    a task instance's XComs when a new try starts; only the latest try's remain): these
+    statements follow the one that deletes the old ones (DELETE_XCOMS_BEFORE_FINISH). A
     report of an older try changes nothing (every statement checks the try)."""
     key = (*_ti_key(p), p.try_number)
-    out: list[Statement] = [(_DELETE_XCOMS, key)]
+    out: list[Statement] = []
     if p.return_value is not None:  # returning None pushes nothing, as in Airflow
         out.append((_INSERT_XCOM, (*key, "return_value", p.return_value, p.end_date)))
     out += [

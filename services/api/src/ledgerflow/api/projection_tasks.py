@@ -5,6 +5,8 @@ path runs together). Registered in :data:`ledgerflow.api.projection._HANDLERS`."
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -46,7 +48,28 @@ _RESET_FOR_NEW_TRY = ", ".join(
     )
 )
 
-_TI_QUEUED = planned_sql(f"""
+_PARAM = re.compile(r"\$(\d+)(?!\d)")
+
+
+def _together(*statements: str) -> str:
+    """One statement that runs ``statements`` in order: all but the last in a
+    data-modifying WITH. All of them see the rows as they were before the statement, so
+    this is the statements one after the other only when none reads what an earlier one
+    writes (here: a task instance and its attempt, different tables; see
+    :data:`~ledgerflow.api.projection_task_model.DELETE_XCOMS_BEFORE_FINISH` for the one
+    that reads). Fewer statements per event: each costs Postgres its executor set-up and
+    tear-down, about as much as a small upsert's own work (docs/performance.md)."""
+    *first, last = (sql.strip() for sql in statements)
+    steps = ",\n".join(f"step_{n} AS (\n{sql}\n)" for n, sql in enumerate(first))
+    return f"WITH {steps}\n{last}\n"
+
+
+def _renumbered(sql: str, numbers: Mapping[int, int]) -> str:
+    """``sql`` with parameter ``$n`` renamed ``$numbers[n]`` (the others unchanged)."""
+    return _PARAM.sub(lambda m: f"${numbers.get(int(m.group(1)), int(m.group(1)))}", sql)
+
+
+_TI_QUEUED = f"""
 INSERT INTO task_instances AS ti ({_TI_KEY}, state, try_number, queued_when, queue, pool,
                                   priority_weight)
 VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9)
@@ -57,30 +80,33 @@ ON CONFLICT ({_TI_KEY}) DO UPDATE SET
     priority_weight = EXCLUDED.priority_weight,
     {_RESET_FOR_NEW_TRY}
 WHERE EXCLUDED.try_number >= ti.try_number
-""")
+"""
 
-_ATTEMPT_QUEUED = planned_sql(f"""
+_ATTEMPT_QUEUED = f"""
 INSERT INTO task_attempts AS a ({_ATTEMPT_KEY}, state, queued_when)
 VALUES ($1, $2, $3, $4, $5, 'queued', $6)
 ON CONFLICT ({_ATTEMPT_KEY}) DO UPDATE SET
     state = CASE WHEN ti_state_rank(a.state) <= 1 THEN 'queued' ELSE a.state END,
     queued_when = EXCLUDED.queued_when
-""")
+"""
+
+
+# The attempt's parameters are the first six of the task instance's.
+_QUEUED = planned_sql(_together(_TI_QUEUED, _ATTEMPT_QUEUED))
 
 
 def _plan_ti_queued(env: ev.Envelope) -> list[Statement]:
     p: ev.TaskInstanceQueued = env.data
     key = (p.dag_id, p.run_id, p.task_id, p.map_index)
     return [
-        (_TI_QUEUED, (*key, p.try_number, p.queued_when, p.queue, p.pool, p.priority_weight)),
-        (_ATTEMPT_QUEUED, (*key, p.try_number, p.queued_when)),
+        (_QUEUED, (*key, p.try_number, p.queued_when, p.queue, p.pool, p.priority_weight)),
     ]
 
 
 _ti_queued = PlannedHandler(_plan_ti_queued)
 
 
-_TI_STARTED = planned_sql(f"""
+_TI_STARTED = f"""
 INSERT INTO task_instances AS ti ({_TI_KEY}, state, try_number, start_date, hostname,
                                   executor_id, pid)
 VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9)
@@ -95,9 +121,9 @@ ON CONFLICT ({_TI_KEY}) DO UPDATE SET
     return_value = CASE WHEN {_NEW_TRY} THEN NULL ELSE ti.return_value END,
     next_retry_at = CASE WHEN {_NEW_TRY} THEN NULL ELSE ti.next_retry_at END
 WHERE EXCLUDED.try_number >= ti.try_number
-""")
+"""
 
-_ATTEMPT_STARTED = planned_sql(f"""
+_ATTEMPT_STARTED = f"""
 INSERT INTO task_attempts AS a ({_ATTEMPT_KEY}, state, start_date, hostname, executor_id, pid)
 VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $8, $9)
 ON CONFLICT ({_ATTEMPT_KEY}) DO UPDATE SET
@@ -106,7 +132,10 @@ ON CONFLICT ({_ATTEMPT_KEY}) DO UPDATE SET
     executor_id = EXCLUDED.executor_id, pid = EXCLUDED.pid,
     duration = CASE WHEN a.end_date IS NULL THEN NULL
                     ELSE extract(epoch FROM a.end_date - EXCLUDED.start_date)::float8 END
-""")
+"""
+
+
+_STARTED = planned_sql(_together(_TI_STARTED, _ATTEMPT_STARTED))  # the same parameters
 
 
 def _plan_attempt_started(env: ev.Envelope) -> list[Statement]:
@@ -122,7 +151,7 @@ def _plan_attempt_started(env: ev.Envelope) -> list[Statement]:
         p.executor_id,
         p.pid,
     )
-    return [(_TI_STARTED, args), (_ATTEMPT_STARTED, args)]
+    return [(_STARTED, args)]
 
 
 _attempt_started = PlannedHandler(_plan_attempt_started)
@@ -133,7 +162,7 @@ _attempt_started = PlannedHandler(_plan_attempt_started)
 # $10: the try's rendered template fields, NULL to keep the stored ones. Setting them
 # here is the same as an UPDATE ... WHERE try_number = $5 afterwards: the row ends up
 # at try $5 exactly when this statement inserts or updates it.
-_TI_FINISHED = planned_sql(f"""
+_TI_FINISHED = f"""
 INSERT INTO task_instances AS ti ({_TI_KEY}, try_number, state, end_date, executor_id,
                                   return_value, rendered_fields)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10::jsonb, '{{}}'::jsonb))
@@ -148,9 +177,9 @@ ON CONFLICT ({_TI_KEY}) DO UPDATE SET
     duration = CASE WHEN {_NEW_TRY} OR ti.start_date IS NULL THEN NULL
                     ELSE extract(epoch FROM EXCLUDED.end_date - ti.start_date)::float8 END
 WHERE EXCLUDED.try_number >= ti.try_number
-""")
+"""
 
-_ATTEMPT_FINISHED = planned_sql(f"""
+_ATTEMPT_FINISHED = f"""
 INSERT INTO task_attempts AS a ({_ATTEMPT_KEY}, state, end_date, executor_id, return_value,
                                 error, error_type, retryable)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
@@ -161,50 +190,74 @@ ON CONFLICT ({_ATTEMPT_KEY}) DO UPDATE SET
     duration = CASE WHEN a.start_date IS NULL THEN NULL
                     ELSE extract(epoch FROM EXCLUDED.end_date - a.start_date)::float8 END
 WHERE ti_state_rank(a.state) < 3  -- an attempt's first verdict is final
-""")
+"""
+
+
+# A finished attempt and its task instance in one statement. The attempt's end date,
+# executor and return value are the task instance's ($7-$9); its own parameters follow
+# the task instance's: $11 state, $12 error, $13 error_type, $14 retryable.
+_ATTEMPT_FINISHED_AFTER_TI = _renumbered(_ATTEMPT_FINISHED, {6: 11, 10: 12, 11: 13, 12: 14})
+_FINISHED = planned_sql(_together(_TI_FINISHED, _ATTEMPT_FINISHED_AFTER_TI))
+# A success also replaces the task instance's XComs: the old ones go in the same
+# statement, the new ones (plan_xcom_inserts) after it.
+_SUCCEEDED = planned_sql(
+    _together(_TI_FINISHED, _ATTEMPT_FINISHED_AFTER_TI, task_model.DELETE_XCOMS_BEFORE_FINISH)
+)
+
+
+def _finished(
+    sql: str,
+    p: Any,
+    ti_state: str | None,
+    attempt_state: str,
+    *,
+    return_value: Any = None,
+    rendered_fields: Any = None,
+    error: tuple[str | None, str | None, bool | None] = (None, None, None),
+) -> Statement:
+    key = (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number)
+    return sql, (
+        *key,
+        ti_state,
+        p.end_date,
+        p.executor_id,
+        return_value,
+        rendered_fields,
+        attempt_state,
+        *error,
+    )
 
 
 def _plan_attempt_succeeded(env: ev.Envelope) -> list[Statement]:
     p: ev.TaskAttemptSucceeded = env.data
-    key = (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number)
     return [
-        (
-            _TI_FINISHED,
-            (*key, "success", p.end_date, p.executor_id, p.return_value, p.rendered_fields or None),
+        _finished(
+            _SUCCEEDED,
+            p,
+            "success",
+            "success",
+            return_value=p.return_value,
+            rendered_fields=p.rendered_fields or None,
         ),
-        (
-            _ATTEMPT_FINISHED,
-            (*key, "success", p.end_date, p.executor_id, p.return_value, None, None, None),
-        ),
-        *task_model.plan_xcoms(p),
+        *task_model.plan_xcom_inserts(p),
     ]
 
 
 def _plan_attempt_failed(env: ev.Envelope) -> list[Statement]:
     p: ev.TaskAttemptFailed = env.data
-    key = (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number)
+    error = (p.error, p.error_type, p.retryable)
     return [
-        (_TI_FINISHED, (*key, None, p.end_date, p.executor_id, None, p.rendered_fields or None)),
-        (
-            _ATTEMPT_FINISHED,
-            (*key, "failed", p.end_date, p.executor_id, None, p.error, p.error_type, p.retryable),
-        ),
+        _finished(
+            _FINISHED, p, None, "failed", rendered_fields=p.rendered_fields or None, error=error
+        )
     ]
 
 
 def _plan_attempt_skipped(env: ev.Envelope) -> list[Statement]:
     """The task skipped itself: the task instance is skipped (final, like a success)."""
     p: ev.TaskAttemptSkipped = env.data
-    key = (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number)
     return [
-        (
-            _TI_FINISHED,
-            (*key, "skipped", p.end_date, p.executor_id, None, p.rendered_fields or None),
-        ),
-        (
-            _ATTEMPT_FINISHED,
-            (*key, "skipped", p.end_date, p.executor_id, None, None, None, None),
-        ),
+        _finished(_FINISHED, p, "skipped", "skipped", rendered_fields=p.rendered_fields or None),
         *task_model.plan_skip_reason(p),
     ]
 
@@ -213,13 +266,8 @@ def _plan_attempt_rescheduled(env: ev.Envelope) -> list[Statement]:
     """A reschedule-mode sensor will poke again: ``up_for_reschedule`` until the
     scheduler queues the next try at the reschedule date."""
     p: ev.TaskAttemptRescheduled = env.data
-    key = (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number)
     return [
-        (_TI_FINISHED, (*key, "up_for_reschedule", p.end_date, p.executor_id, None, None)),
-        (
-            _ATTEMPT_FINISHED,
-            (*key, "up_for_reschedule", p.end_date, p.executor_id, None, None, None, None),
-        ),
+        _finished(_FINISHED, p, "up_for_reschedule", "up_for_reschedule"),
         *task_model.plan_reschedule(p),
     ]
 
@@ -232,7 +280,7 @@ _attempt_rescheduled = PlannedHandler(_plan_attempt_rescheduled)
 
 # The scheduler's verdict on an attempt: $5 try, $6 state, $7 end_date (may be NULL),
 # $8 next_retry_at.
-_TI_VERDICT = planned_sql(f"""
+_TI_VERDICT = f"""
 INSERT INTO task_instances AS ti ({_TI_KEY}, try_number, state, end_date, next_retry_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT ({_TI_KEY}) DO UPDATE SET
@@ -245,31 +293,29 @@ ON CONFLICT ({_TI_KEY}) DO UPDATE SET
                     ELSE extract(epoch FROM COALESCE(ti.end_date, EXCLUDED.end_date)
                                             - ti.start_date)::float8 END
 WHERE EXCLUDED.try_number >= ti.try_number
-""")
+"""
 
 # An attempt the scheduler gave up on is over even if its executor never reported.
-_ATTEMPT_CLOSE = planned_sql(f"""
+_ATTEMPT_CLOSE = f"""
 UPDATE task_attempts SET state = 'failed', end_date = COALESCE(end_date, $6)
 WHERE ({_ATTEMPT_KEY}) = ($1, $2, $3, $4, $5) AND ti_state_rank(state) < 3
-""")
+"""
+
+
+# Both in one statement: the attempt's end date is $9.
+_VERDICT = planned_sql(_together(_TI_VERDICT, _renumbered(_ATTEMPT_CLOSE, {6: 9})))
 
 
 def _plan_ti_up_for_retry(env: ev.Envelope) -> list[Statement]:
     p: ev.TaskInstanceUpForRetry = env.data
     key = (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number)
-    return [
-        (_TI_VERDICT, (*key, "up_for_retry", None, p.retry_at)),
-        (_ATTEMPT_CLOSE, (*key, env.time)),
-    ]
+    return [(_VERDICT, (*key, "up_for_retry", None, p.retry_at, env.time))]
 
 
 def _plan_ti_failed(env: ev.Envelope) -> list[Statement]:
     p: ev.TaskInstanceFailed = env.data
     key = (p.dag_id, p.run_id, p.task_id, p.map_index, p.try_number)
-    return [
-        (_TI_VERDICT, (*key, "failed", p.end_date, None)),
-        (_ATTEMPT_CLOSE, (*key, p.end_date)),
-    ]
+    return [(_VERDICT, (*key, "failed", p.end_date, None, p.end_date))]
 
 
 _ti_up_for_retry = PlannedHandler(_plan_ti_up_for_retry)
