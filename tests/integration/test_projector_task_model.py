@@ -378,6 +378,36 @@ async def test_only_the_latest_try_keeps_xcoms_and_errors_stay(
     assert make["rendered_fields"] == {"templates_dict": "{'a': 1}"}
 
 
+async def test_a_newer_try_reported_before_it_was_queued_replaces_the_xcoms(
+    settings: Settings, log: Log
+) -> None:
+    """Try 2's success can reach the projection before the fact that queued try 2 (the
+    executor's report and the scheduler's fact need not share a partition). Its XComs
+    still replace try 1's: the statement that finishes the attempt deletes them, judging
+    by the task instance as it was before that statement (no row of a newer try), and a
+    late report of try 1 changes nothing."""
+    await log.dags(version())
+    await log.runs(
+        RUN_QUEUED,
+        queued("make"),
+        started("make", at=1),
+        succeeded("make", try_number=1, at=2, return_value="one", xcoms={"old": 1}),
+        succeeded("make", try_number=2, at=5, return_value="two", xcoms={"new": 2}),
+        queued("make", try_number=2, at=4),
+        succeeded("make", try_number=1, at=6, return_value="late", xcoms={"older": 0}),
+    )
+    await project(settings)
+    xcoms = await rows(settings, "SELECT key, value FROM xcom ORDER BY key")
+    assert xcoms == [{"key": "new", "value": 2}, {"key": "return_value", "value": "two"}]
+    [make] = await tis(settings, "make")
+    assert (make["try_number"], make["state"]) == (2, "success")
+    attempts = await rows(settings, "SELECT try_number, state FROM task_attempts ORDER BY 1")
+    assert attempts == [
+        {"try_number": 1, "state": "success"},
+        {"try_number": 2, "state": "success"},
+    ]
+
+
 async def test_rebuild_reproduces_the_task_model_tables(settings: Settings, log: Log) -> None:
     await log.dags(version())
     await log.runs(
