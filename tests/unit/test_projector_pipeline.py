@@ -79,3 +79,48 @@ def test_a_full_batch_stops_fetching_ahead_without_dropping_a_fetch() -> None:
         p.max_batch = 4  # reached while most batches are in flight
         asyncio.run(_run_until_applied(p))
         assert p.applied == list(range(TOTAL)), seed
+
+
+class FakeConnection:
+    def __init__(self, p: ScriptedProjector) -> None:
+        self.p = p
+        self.statements: list[tuple[str, int]] = []  # and how many records were applied
+
+    def is_closed(self) -> bool:
+        return False
+
+    async def execute(self, sql: str) -> None:
+        self.statements.append((sql, len(self.p.applied)))
+
+
+class ResyncingProjector(ScriptedProjector):
+    """Its first batch commits beginning the next one's transaction (the next batch was
+    ready), then finds the partition's stored offset moved: what was fetched ahead is
+    dropped, so the transaction begun for it must end."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.conn = FakeConnection(self)
+        self.seeks = 0
+
+    async def _apply(self, fetched: Fetched) -> BatchResult:
+        if self.seeks:
+            return await super()._apply(fetched)
+        await asyncio.sleep(0.01)  # long enough for records to be fetched ahead
+        self._begun = self.conn  # type: ignore[assignment]
+        return BatchResult(resynced=[TP])
+
+    def _seek(self, partitions: list[TopicPartition]) -> None:
+        assert partitions == [TP]
+        self.seeks += 1
+        self.next_offset = 0  # the stored offset: read again from there
+
+
+def test_a_transaction_begun_for_a_batch_a_seek_dropped_is_ended() -> None:
+    for seed in range(3):
+        p = ResyncingProjector(seed)
+        asyncio.run(_run_until_applied(p))
+        assert p.seeks == 1
+        # Ended at once, before the batches after the seek (not when the loop stops).
+        assert p.conn.statements == [("ROLLBACK", 0)], seed
+        assert p.applied == list(range(TOTAL)), seed

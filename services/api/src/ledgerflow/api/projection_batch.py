@@ -60,6 +60,9 @@ RETURNING event_id
 """
 
 
+_EVENT_COLUMNS = 14
+
+
 def _data_json(envelope: ev.Envelope) -> str:
     # The same document as ``envelope.model_dump(mode="json", by_alias=True)["data"]``
     # (what apply_event stores), serialized by pydantic's core instead of json.dumps.
@@ -106,19 +109,67 @@ def prepare(item: Delivered) -> Prepared:
     return Prepared(item, row, plan)
 
 
+# The same insert, and in the same round trip the stored offsets of the topics $15 (their
+# rows locked), which the projector compares with those it last wrote.
+_INSERT_EVENTS_READING_OFFSETS = f"""
+WITH inserted AS (
+{_INSERT_EVENTS.strip()}
+), stored AS (
+    SELECT topic, kafka_partition, next_offset FROM projector_offsets
+    WHERE topic = ANY($15::text[]) FOR UPDATE
+)
+SELECT event_id, NULL::text AS topic, NULL::integer AS kafka_partition,
+       NULL::bigint AS next_offset
+FROM inserted
+UNION ALL
+SELECT NULL, topic, kafka_partition, next_offset FROM stored
+"""
+
+Offsets = dict[tuple[str, int], int]
+"""Stored next offsets by (topic, partition)."""
+
+
 async def store_raw(conn: asyncpg.Connection, items: Sequence[Prepared]) -> list[bool]:
     """Insert the raw envelopes; True for each item whose event id is new (the first
     copy of an id repeated within ``items`` is the one stored). Items without a row
     always count as new: their handlers are idempotent."""
+    first = _first_copies(items)
+    if not first:
+        return [item.row is None for item in items]
+    inserted = {r[0] for r in await conn.fetch(_INSERT_EVENTS, *_columns(items, first))}
+    return _new(items, first, inserted)
+
+
+async def store_raw_reading_offsets(
+    conn: asyncpg.Connection, items: Sequence[Prepared], topics: Sequence[str]
+) -> tuple[list[bool], Offsets]:
+    """:func:`store_raw`, and the stored offsets of ``topics`` (rows locked ``FOR
+    UPDATE`` until the transaction ends), in one round trip."""
+    first = _first_copies(items)
+    rows = await conn.fetch(_INSERT_EVENTS_READING_OFFSETS, *_columns(items, first), topics)
+    inserted = {r[0] for r in rows if r[0] is not None}
+    offsets = {(r[1], r[2]): r[3] for r in rows if r[0] is None}
+    return _new(items, first, inserted), offsets
+
+
+def _first_copies(items: Sequence[Prepared]) -> dict[str, int]:
+    """Per event id with a row, the position of its first copy in ``items``."""
     first: dict[str, int] = {}
     for i, item in enumerate(items):
         if item.row is not None:
             first.setdefault(item.delivered.envelope.id, i)
-    if not first:
-        return [item.row is None for item in items]
+    return first
+
+
+def _columns(items: Sequence[Prepared], first: dict[str, int]) -> list[list[Any]]:
+    """The ``events`` rows of the first copies, as the insert's 14 column arrays."""
     rows = [items[i].row for i in first.values()]
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    inserted = {r[0] for r in await conn.fetch(_INSERT_EVENTS, *columns)}
+    if not rows:
+        return [[] for _ in range(_EVENT_COLUMNS)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _new(items: Sequence[Prepared], first: dict[str, int], inserted: set[str]) -> list[bool]:
     return [
         item.row is None
         or (first[item.delivered.envelope.id] == i and item.delivered.envelope.id in inserted)
@@ -132,14 +183,17 @@ async def apply_events(
     dispatcher: Dispatcher | None,
     *,
     finish: Callable[[list[bool]], Statement] | None = None,
+    new: list[bool] | None = None,
 ) -> list[bool]:
     """Project ``items`` (in delivery order) in the caller's transaction. Returns, per
     item, whether it was new (False: its event id was already projected).
 
     ``finish(new)`` gives a last statement (the projector's offsets), sent with the last
     planned statements when the dispatcher knows it. Without a dispatcher every handler
-    runs on its own, statement by statement."""
-    new = await store_raw(conn, items)
+    runs on its own, statement by statement. ``new``: the raw envelopes are stored
+    already (:func:`store_raw_reading_offsets`), and this is what that returned."""
+    if new is None:
+        new = await store_raw(conn, items)
     pending: list[list[Any]] = []  # dispatcher rows not yet sent
 
     async def send(sql: str, args: Sequence[Any]) -> None:

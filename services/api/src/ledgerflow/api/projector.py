@@ -5,15 +5,18 @@ eventsourcing's tracking table): each batch's rows and the ``(topic, partition, 
 offset)`` it reached are written in one transaction, and the consumer seeks to the stored
 offsets at start. The consumer has no group and assigns itself every partition.
 
-Before applying a batch the projector re-reads (``FOR UPDATE``) the stored offsets of the
-batch's partitions. If they differ from what it last wrote, someone else moved them (a
-second projector, or a rebuild swapped the schema): it seeks back to the stored offset
-and drops the batch for that partition, so nothing is skipped and nothing is applied
-twice. Records below the stored offset are skipped; event ids dedupe the rest.
+Each batch reads back (``FOR UPDATE``) the stored offsets of its partitions, in the
+round trip that stores its raw events. If they differ from what the projector last
+wrote, someone else moved them (a second projector, or a rebuild swapped the schema):
+the transaction is rolled back and the batch redone the careful way, which seeks back to
+the stored offset and drops the batch for that partition, so nothing is skipped and
+nothing is applied twice. Records below the stored offset are skipped; event ids dedupe
+the rest.
 
 A batch is what was fetched (up to about :data:`MAX_BATCH_RECORDS`), all partitions
-together, in ONE transaction of about five round trips: begin and lock, the stored
-offsets, the raw events, then every planned statement and the new offsets in one
+together, in ONE transaction of three or four round trips: begin and lock (left out when
+the commit before began this transaction: see :meth:`Projector._commit`), the raw events
+and the stored offsets, then every planned statement and the new offsets in one
 ``executemany`` of the dispatch function (``projection_batch``, ``projection_dispatch``),
 commit. While a batch is in Postgres the next one is fetched and prepared
 (:meth:`Projector.run`). Under load batches grow, so round trips per event fall; when
@@ -42,7 +45,11 @@ from aiokafka.errors import KafkaError
 from ledgerflow.api import db, projection_dispatch
 from ledgerflow.api.projection import apply_event
 from ledgerflow.api.projection_base import Statement, planned_sql
-from ledgerflow.api.projection_batch import Prepared, apply_events
+from ledgerflow.api.projection_batch import (
+    Prepared,
+    apply_events,
+    store_raw_reading_offsets,
+)
 from ledgerflow.api.projector_records import Fetched, prepare_fetched
 from ledgerflow.api.topology import partitions_of
 from ledgerflow.common.events import Envelope, MalformedMessage
@@ -62,12 +69,16 @@ log = logging.getLogger(__name__)
 
 CONSUMER_NAME = "ledgerflow-projector"
 MAX_BATCH_RECORDS = 2000
-FETCH_AHEAD_PAUSE_S = 0.003
-"""While a batch is in Postgres, the pause between two fetches ahead: the records wait
-for that batch anyway, and each fetch drained makes aiokafka ask the broker again (at
-5,000 events/s, without the pause, Kafka's fetch requests took a fifth of the
-projector's time; three benchmark runs alternated with and without it gave p99 lag
-105 / 90 / 38 ms against 128 / 124 / 45)."""
+FETCH_AHEAD_PAUSE_S = 0.008
+"""While a batch of at least :data:`COALESCE_FROM` events is in Postgres, the pause
+before fetching ahead: the records wait for that batch anyway, and under load fewer,
+larger batches cost less. Each drained fetch makes aiokafka ask the broker again, and
+each batch costs its round trips: at 5,000 events/s a 3 ms pause gave ~180 fetches and
+~170 batches a second and 0.46-0.48 cores of projector CPU, an 8 ms pause ~90 and ~87 and
+0.39 (lag p50 16-21 against 30 ms; docs/performance.md)."""
+COALESCE_FROM = 16
+"""Smaller batches (a quiet log) fetch ahead at once: their events' lag is what
+read-your-writes waits for, and there is no load to spare."""
 IDLE_ADVANCE_INTERVAL_S = 1.0
 
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -145,6 +156,13 @@ class Projector:
         """Records one fetch returns at most; no more is fetched ahead while a batch
         this size waits."""
         self._conn: asyncpg.Connection | None = None  # the batches' (see _connection)
+        self._begun: asyncpg.Connection | None = None
+        """The batch connection when its next transaction is begun already (its COMMIT
+        began the next batch's transaction: see :meth:`_commit`)."""
+        self._next_ready: Callable[[], bool] = lambda: False
+        """Whether another batch is ready to start as soon as this one commits."""
+        self.chained_commits = 0
+        """Commits that began the next batch's transaction (diagnostics and tests)."""
         self._started_at = 0.0
         self._last_idle_advance = 0.0
 
@@ -241,6 +259,8 @@ class Projector:
         ahead = Fetched()  # fetched and prepared, not yet applied
         fetching: asyncio.Task[Fetched] | None = asyncio.create_task(self._fetch(timeout_ms=500))
         applying: asyncio.Task[BatchResult] | None = None
+        in_flight = 0  # records in the batch being applied
+        self._next_ready = lambda: bool(ahead.records)
         try:
             while True:
                 # Each fetch's result is taken exactly once (a record left behind would
@@ -266,19 +286,26 @@ class Projector:
                         self._seek(result.resynced)
                 if applying is None and ahead.records:
                     applying = asyncio.create_task(self._apply(ahead))
+                    in_flight = ahead.size
                     ahead = Fetched()
+                elif applying is None and self._begun is not None:
+                    # The batch its transaction was begun for is gone (a seek dropped it).
+                    await self._end_begun()
                 elif applying is None and idle:
                     # Nothing fetched, nothing in flight: positions are all projected.
                     await self._advance_idle()
                 if fetching is None and ahead.size < self.max_batch:
-                    pause = FETCH_AHEAD_PAUSE_S if applying is not None else 0.0
+                    coalesce = applying is not None and in_flight >= COALESCE_FROM
+                    pause = FETCH_AHEAD_PAUSE_S if coalesce else 0.0
                     fetching = asyncio.create_task(self._fetch(timeout_ms=500, pause_s=pause))
         finally:
+            self._next_ready = lambda: False
             tasks = [t for t in (fetching, applying) if t is not None]
             for task in tasks:
                 task.cancel()
             # A cancelled batch rolls back (or closes its connection) before we go on.
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self._end_begun()
 
     async def catch_up(self, *, within_s: float = 60.0) -> None:
         """Step until every partition has reached the end offset it had when called."""
@@ -323,6 +350,9 @@ class Projector:
     async def _apply(self, fetched: Fetched) -> BatchResult:
         try:
             return await self._apply_batch(fetched, careful=False)
+        except _OffsetsMoved as exc:
+            log.info("projector: %s; redoing the batch the careful way", exc)
+            return await self._apply_batch(fetched, careful=True)
         except asyncpg.PostgresError as exc:
             if isinstance(exc, _CONNECTION_ERRORS):
                 raise
@@ -376,6 +406,7 @@ class Projector:
         new_stored: dict[TopicPartition, int] = {}
         conn = await self._connection()
         if careful:
+            await self._end_begun(conn)
             async with conn.transaction():
                 await conn.execute(_LOCK_PROJECTION)
                 items = await self._claim(conn, fetched, result, new_stored)
@@ -383,23 +414,91 @@ class Projector:
                 sql, args = self._offsets_statement(fetched, result, new_stored)
                 await conn.execute(sql, *args)
         else:
-            # The simple protocol takes both statements in one round trip.
-            await conn.execute(f"BEGIN; {_LOCK_PROJECTION}")
+            if self._begun is not conn:
+                # The simple protocol takes both statements in one round trip.
+                await conn.execute(f"BEGIN; {_LOCK_PROJECTION}")
+            self._begun = None
             try:
-                items = await self._claim(conn, fetched, result, new_stored)
+                items, malformed = self._take(fetched, new_stored)
+                # The raw events, and the stored offsets: as we last wrote them, unless
+                # someone else moved them. Then the batch is redone the careful way,
+                # which seeks those partitions back and applies the others.
+                new, stored = await store_raw_reading_offsets(
+                    conn, [p for p, _ in items], list({tp.topic for tp in fetched.records})
+                )
+                moved = [
+                    tp
+                    for tp in fetched.records
+                    if stored.get((tp.topic, tp.partition), 0) != self._stored.get(tp, 0)
+                ]
+                if moved:
+                    raise _OffsetsMoved(moved)
+                for record, reason in malformed:
+                    await self._dead_letter(record, reason)
+                result.dead_lettered = len(malformed)
                 await apply_events(
                     conn,
                     [p for p, _ in items],
                     self._dispatcher,
                     finish=self._finish(fetched, items, result, new_stored),
+                    new=new,
                 )
-                await conn.execute("COMMIT")
+                await self._commit(conn)
             except BaseException as exc:
                 await _abandon(conn, exc)
                 raise
         self._stored.update(new_stored)
         projected(result.last_time)  # for the projector's seconds-behind gauge
         return result
+
+    async def _commit(self, conn: asyncpg.Connection) -> None:
+        """Commit the batch. When the next batch is ready (``run`` fetched it meanwhile),
+        the same message begins its transaction: one round trip less per batch under
+        load. The connection never waits idle in a begun transaction: ``run`` starts
+        that batch at once, or ends the transaction (:meth:`_end_begun`)."""
+        if self._next_ready():
+            await conn.execute(f"COMMIT; BEGIN; {_LOCK_PROJECTION}")
+            self._begun = conn
+            self.chained_commits += 1
+        else:
+            await conn.execute("COMMIT")
+
+    async def _end_begun(self, conn: asyncpg.Connection | None = None) -> None:
+        """End a transaction begun for a batch that is not coming (it did nothing)."""
+        begun, self._begun = self._begun, None
+        if begun is not None and (conn is None or begun is conn) and not begun.is_closed():
+            try:
+                await begun.execute("ROLLBACK")
+            except BaseException as exc:
+                await _abandon(begun, exc)
+                raise
+
+    def _take(
+        self, fetched: Fetched, new_stored: dict[TopicPartition, int]
+    ) -> tuple[list[tuple[Prepared, Any]], list[tuple[Any, MalformedMessage]]]:
+        """The records past the offsets we last stored, and the malformed ones among
+        them, with the next offsets they reach (:meth:`_claim` without the database)."""
+        items: list[tuple[Prepared, Any]] = []
+        malformed: list[tuple[Any, MalformedMessage]] = []
+        for tp, records in fetched.records.items():
+            stored = self._stored.get(tp, 0)
+            next_offset = stored
+            for record, prepared in records:
+                if record.offset < stored:
+                    continue
+                next_offset = record.offset + 1
+                if isinstance(prepared, MalformedMessage):
+                    malformed.append((record, prepared))
+                else:
+                    items.append((prepared, record))
+            if next_offset != stored:
+                new_stored[tp] = next_offset
+        return items, malformed
+
+    async def _dead_letter(self, record: Any, reason: MalformedMessage) -> None:
+        producer = self._producer
+        assert producer is not None
+        await producer.dead_letter(record, str(reason), consumer=CONSUMER_NAME)
 
     async def _claim(
         self,
@@ -411,8 +510,6 @@ class Projector:
         """Lock the batch's stored offsets and take the records past them, sending the
         malformed ones to the dead-letter topic. A partition whose stored offset someone
         else moved is left out and marked for a seek."""
-        producer = self._producer
-        assert producer is not None
         rows = await conn.fetch(_LOCK_OFFSETS, list({tp.topic for tp in fetched.records}))
         in_db = {TopicPartition(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows}
         items: list[tuple[Prepared, Any]] = []
@@ -435,7 +532,7 @@ class Projector:
                     continue
                 next_offset = record.offset + 1
                 if isinstance(prepared, MalformedMessage):
-                    await producer.dead_letter(record, str(prepared), consumer=CONSUMER_NAME)
+                    await self._dead_letter(record, prepared)
                     result.dead_lettered += 1
                     continue
                 items.append((prepared, record))
@@ -549,6 +646,15 @@ class Projector:
                     continue  # moved by someone else; the next batch resyncs
                 await conn.execute(_UPSERT_OFFSET, tp.topic, tp.partition, position)
                 self._stored[tp] = position
+
+
+class _OffsetsMoved(Exception):
+    """Someone else stored offsets of these partitions since we last did."""
+
+    def __init__(self, partitions: list[TopicPartition]) -> None:
+        names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+        super().__init__(f"stored offsets moved under us: {names}")
+        self.partitions = partitions
 
 
 async def _abandon(conn: asyncpg.Connection, exc: BaseException) -> None:
