@@ -79,6 +79,14 @@ each batch costs its round trips: at 5,000 events/s a 3 ms pause gave ~180 fetch
 COALESCE_FROM = 16
 """Smaller batches (a quiet log) fetch ahead at once: their events' lag is what
 read-your-writes waits for, and there is no load to spare."""
+ANALYZE_FIRST_AT = 1000
+"""Events applied before the projection's tables are first analyzed (then each time
+that count doubles: see :meth:`Projector._commit`)."""
+ANALYZED = ("dag_runs", "dag_versions", "task_map")
+"""Tables a planned statement looks rows up in by key while another index could serve
+(one row per run or version, so analyzing them is cheap): a plan made while they were
+empty scans every run of a DAG (:meth:`Projector._analyze`). The per-task tables are
+looked up only by their primary key or within one run."""
 IDLE_ADVANCE_INTERVAL_S = 1.0
 
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -163,6 +171,12 @@ class Projector:
         """Whether another batch is ready to start as soon as this one commits."""
         self.chained_commits = 0
         """Commits that began the next batch's transaction (diagnostics and tests)."""
+        self._applied = 0  # events applied by this projector's batches
+        self._analyze_at = ANALYZE_FIRST_AT
+        self._analyzing: asyncio.Task[None] | None = None
+        self._replan = False  # analyzed: the batch connection's plans are to be made again
+        self.replans = 0
+        """Times the batch connection's cached plans were dropped (see :meth:`_commit`)."""
         self._started_at = 0.0
         self._last_idle_advance = 0.0
 
@@ -172,7 +186,7 @@ class Projector:
             return
         await ensure_topics(self._settings)
         self._pool = await db.create_pool(
-            self._settings.database_url, schema=self.schema, min_size=1, max_size=2
+            self._settings.database_url, schema=self.schema, min_size=1, max_size=3
         )
         async with self._pool.acquire() as conn:
             await db.migrate(conn, self.schema)
@@ -201,6 +215,10 @@ class Projector:
         log.info("projector started on schema %s with %d partitions", self.schema, len(partitions))
 
     async def stop(self) -> None:
+        analyzing, self._analyzing = self._analyzing, None
+        if analyzing is not None:
+            analyzing.cancel()
+            await asyncio.gather(analyzing, return_exceptions=True)
         consumer, self._consumer = self._consumer, None
         producer, self._producer = self._producer, None
         pool, self._pool = self._pool, None
@@ -443,6 +461,7 @@ class Projector:
                     finish=self._finish(fetched, items, result, new_stored),
                     new=new,
                 )
+                self._applied += result.applied
                 await self._commit(conn)
             except BaseException as exc:
                 await _abandon(conn, exc)
@@ -456,12 +475,41 @@ class Projector:
         the same message begins its transaction: one round trip less per batch under
         load. The connection never waits idle in a begun transaction: ``run`` starts
         that batch at once, or ends the transaction (:meth:`_end_begun`)."""
+        commit = "COMMIT"
+        if self._replan:
+            commit = "COMMIT; DISCARD PLANS"
+            self._replan = False
+            self.replans += 1
+        if self._applied >= self._analyze_at and self._analyzing is None:
+            self._analyze_at *= 2
+            self._analyzing = asyncio.create_task(self._analyze())
         if self._next_ready():
-            await conn.execute(f"COMMIT; BEGIN; {_LOCK_PROJECTION}")
+            await conn.execute(f"{commit}; BEGIN; {_LOCK_PROJECTION}")
             self._begun = conn
             self.chained_commits += 1
         else:
-            await conn.execute("COMMIT")
+            await conn.execute(commit)
+
+    async def _analyze(self) -> None:
+        """Analyze the tables of :data:`ANALYZED`, then have the batch connection plan
+        its statements again (at its next commit).
+
+        Postgres plans a statement it runs often once, for the tables as they are then,
+        and keeps the plan. A new schema's tables are empty and not yet analyzed (the
+        autovacuum daemon looks at a database once a minute): planned then, "update the
+        run (dag_id, run_id)" reads the smaller index on (dag_id, queued_at) and filters
+        on run_id, every earlier run of the DAG for each update, until the plan is made
+        again. The projector fills its tables fast (a rebuild, a new deployment), so it
+        analyzes them itself while they are young: each time the events it applied
+        double. On another connection, concurrently with the batches."""
+        try:
+            async with self._require_pool().acquire() as conn:
+                await conn.execute("ANALYZE " + ", ".join(ANALYZED))
+            self._replan = True
+        except (*_CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            log.warning("projector: analyzing the projection failed: %s", exc)
+        finally:
+            self._analyzing = None
 
     async def _end_begun(self, conn: asyncpg.Connection | None = None) -> None:
         """End a transaction begun for a batch that is not coming (it did nothing)."""
