@@ -560,8 +560,7 @@ class Projector:
         else moved is left out and marked for a seek."""
         rows = await conn.fetch(_LOCK_OFFSETS, list({tp.topic for tp in fetched.records}))
         in_db = {TopicPartition(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows}
-        items: list[tuple[Prepared, Any]] = []
-        for tp, records in fetched.records.items():
+        for tp in fetched.records:
             stored = in_db.get(tp, 0)
             if stored != self._stored.get(tp, 0):
                 # Someone else moved this partition's offset: start again from theirs.
@@ -573,19 +572,10 @@ class Projector:
                 )
                 new_stored[tp] = stored
                 result.resynced.append(tp)
-                continue
-            next_offset = stored
-            for record, prepared in records:
-                if record.offset < stored:
-                    continue
-                next_offset = record.offset + 1
-                if isinstance(prepared, MalformedMessage):
-                    await self._dead_letter(record, prepared)
-                    result.dead_lettered += 1
-                    continue
-                items.append((prepared, record))
-            if next_offset != stored:
-                new_stored[tp] = next_offset
+        items, malformed = self._take(fetched.without(result.resynced), new_stored)
+        for record, reason in malformed:
+            await self._dead_letter(record, reason)
+        result.dead_lettered += len(malformed)
         return items
 
     def _finish(
