@@ -174,9 +174,8 @@ class Projector:
         self._applied = 0  # events applied by this projector's batches
         self._analyze_at = ANALYZE_FIRST_AT
         self._analyzing: asyncio.Task[None] | None = None
-        self._replan = False  # analyzed: the batch connection's plans are to be made again
-        self.replans = 0
-        """Times the batch connection's cached plans were dropped (see :meth:`_commit`)."""
+        self.analyses = 0
+        """Times the projection's young tables were analyzed (see :meth:`_analyze`)."""
         self._started_at = 0.0
         self._last_idle_advance = 0.0
 
@@ -474,38 +473,34 @@ class Projector:
         """Commit the batch. When the next batch is ready (``run`` fetched it meanwhile),
         the same message begins its transaction: one round trip less per batch under
         load. The connection never waits idle in a begun transaction: ``run`` starts
-        that batch at once, or ends the transaction (:meth:`_end_begun`)."""
-        commit = "COMMIT"
-        if self._replan:
-            commit = "COMMIT; DISCARD PLANS"
-            self._replan = False
-            self.replans += 1
+        that batch at once, or ends the transaction (:meth:`_end_begun`). Now and then
+        it starts analyzing the young tables (:meth:`_analyze`)."""
         if self._applied >= self._analyze_at and self._analyzing is None:
             self._analyze_at *= 2
             self._analyzing = asyncio.create_task(self._analyze())
         if self._next_ready():
-            await conn.execute(f"{commit}; BEGIN; {_LOCK_PROJECTION}")
+            await conn.execute(f"COMMIT; BEGIN; {_LOCK_PROJECTION}")
             self._begun = conn
             self.chained_commits += 1
         else:
-            await conn.execute(commit)
+            await conn.execute("COMMIT")
 
     async def _analyze(self) -> None:
-        """Analyze the tables of :data:`ANALYZED`, then have the batch connection plan
-        its statements again (at its next commit).
+        """Analyze the tables of :data:`ANALYZED`; the statements whose plans read them
+        are planned again when next run.
 
         Postgres plans a statement it runs often once, for the tables as they are then,
-        and keeps the plan. A new schema's tables are empty and not yet analyzed (the
-        autovacuum daemon looks at a database once a minute): planned then, "update the
-        run (dag_id, run_id)" reads the smaller index on (dag_id, queued_at) and filters
-        on run_id, every earlier run of the DAG for each update, until the plan is made
-        again. The projector fills its tables fast (a rebuild, a new deployment), so it
-        analyzes them itself while they are young: each time the events it applied
+        and keeps the plan until their statistics change. A new schema's tables are
+        empty and not yet analyzed (the autovacuum daemon looks at a database once a
+        minute): planned then, "update the run (dag_id, run_id)" reads the smaller index
+        on (dag_id, queued_at) and filters on run_id, every earlier run of the DAG for
+        each update. The projector fills its tables fast (a rebuild, a new deployment),
+        so it analyzes them itself while they are young: each time the events it applied
         double. On another connection, concurrently with the batches."""
         try:
             async with self._require_pool().acquire() as conn:
                 await conn.execute("ANALYZE " + ", ".join(ANALYZED))
-            self._replan = True
+            self.analyses += 1
         except (*_CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
             log.warning("projector: analyzing the projection failed: %s", exc)
         finally:
