@@ -175,6 +175,14 @@ async def rebuilt_and_compared(settings: Settings) -> dict[str, list[dict[str, A
     return after
 
 
+async def every_event_once(settings: Settings, items: list[tuple[str, ev.Envelope]]) -> None:
+    """Each of ``items`` projected exactly once, the stored offsets at the log's end, and
+    the rows what a rebuild gives."""
+    after = await rebuilt_and_compared(settings)
+    assert len(after["events"]) == len(items)
+    assert sum(o["next_offset"] for o in after["projector_offsets"]) == len(items)
+
+
 async def dead_letters(settings: Settings, n: int) -> list[Any]:
     """The first ``n`` records of the dead-letter topic (waiting up to 10 s for them)."""
     consumer = AIOKafkaConsumer(**consumer_config(settings))
@@ -440,9 +448,7 @@ async def test_two_projectors_on_one_schema_resync_from_stored_offsets(
         await rebuild_projection(settings, within_s=60)
         await publish(settings, producer, items[12:])
         await first.catch_up(within_s=30)
-    after = await rebuilt_and_compared(settings)
-    assert len(after["events"]) == len(items)
-    assert sum(o["next_offset"] for o in after["projector_offsets"]) == len(items)
+    await every_event_once(settings, items)
 
 
 async def test_a_running_projector_resyncs_when_its_offsets_move_under_it(
@@ -497,9 +503,7 @@ async def test_a_running_projector_resyncs_when_its_offsets_move_under_it(
     # rolled back, and was redone the careful way, which seeks.
     assert "stored offsets moved under us" in caplog.text
     assert f"{settings.topics.runs}[{moved}] stored offset moved to 0; seeking" in caplog.text
-    after = await rebuilt_and_compared(settings)
-    assert len(after["events"]) == len(items)
-    assert sum(o["next_offset"] for o in after["projector_offsets"]) == len(items)
+    await every_event_once(settings, items)
 
 
 async def test_a_missing_dispatch_function_is_installed_again(
@@ -607,9 +611,7 @@ async def test_under_load_a_commit_begins_the_next_batch(
                 await live
         assert p.chained_commits > 0
         assert p.analyses >= 4
-    after = await rebuilt_and_compared(settings)
-    assert len(after["events"]) == len(items)
-    assert sum(o["next_offset"] for o in after["projector_offsets"]) == len(items)
+    await every_event_once(settings, items)
 
 
 async def test_plans_made_while_the_tables_were_empty_do_not_stay(
